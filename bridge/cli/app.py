@@ -1,0 +1,337 @@
+"""The `mediaidx` command line: thin commands over ``bridge.MediaIndexer``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import MediaIdxError, UsageError
+from ..indexer import ChangeResult, MediaIndexer
+from . import render
+from .progress import ScanProgress
+
+app = typer.Typer(
+    name="mediaidx", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Index media on NAS shares and local disks; search, probe and organise it.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+DryOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Show exactly what would change; change nothing.")]
+
+
+def _ix(ctx: typer.Context) -> MediaIndexer:
+    return ctx.obj["indexer"]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    catalog: Annotated[Path | None, typer.Option(
+        "--catalog", envvar="MEDIAIDX_CATALOG", help="Catalog file (default: per-user data folder).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", envvar="MEDIAIDX_CACHE", help="Thumbnail cache folder.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ix = MediaIndexer(catalog, cache_dir=cache_dir)
+    ctx.obj = {"indexer": ix}
+    ctx.call_on_close(ix.close)
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    roots: Annotated[list[str] | None, typer.Argument(help="Folders to scan (default: every known root).")] = None,
+    dry_run: DryOpt = False,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Read and probe new and changed files.")] = True,
+    thumbs: Annotated[bool, typer.Option("--thumbs/--no-thumbs", help="Make poster thumbnails.")] = False,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Probe failed files again.")] = False,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Accept that a root which had files is now empty (marks them missing).")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPUs).")] = None,
+    thumb_size: Annotated[int, typer.Option(min=32, max=4096, help="Thumbnail long side in pixels.")] = 320,
+    thumb_format: Annotated[str, typer.Option(help="jpeg or webp.")] = "jpeg",
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync the catalog with ROOTS: add, update, recognise moves, mark vanished files missing."""
+    if thumb_format not in ("jpeg", "webp"):
+        raise UsageError(f"--thumb-format must be jpeg or webp, not {thumb_format!r}")
+    ix = _ix(ctx)
+    try:
+        with ScanProgress(enabled=not as_json) as progress:
+            summary = ix.scan(*(roots or []), probe=probe, thumbs=thumbs, dry_run=dry_run,
+                              follow_symlinks=follow_symlinks, retry_failed=retry_failed, allow_empty=allow_empty,
+                              jobs=jobs, thumb_size=thumb_size, thumb_format=thumb_format, progress=progress)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; what was scanned is saved, run the scan again to finish") from None
+    if as_json:
+        render.print_json(summary.to_dict())
+    else:
+        render.print_scan_summary(summary)
+    if not summary.complete:
+        raise typer.Exit(1)
+
+
+@app.command()
+def probe(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A media file (catalog not needed).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Probe one file in-process: streams, codecs, timecode, dates, camera, GPS, EXIF."""
+    result = _ix(ctx).probe(file)
+    if as_json:
+        render.print_json(result)
+        return
+    from ..probe import summarize
+
+    render.out.print(f"[bold]{file}[/bold]")
+    for k, v in summarize(result).items():
+        if v is not None:
+            render.out.print(f"  {k}: {v}")
+    for s in result.get("streams", []):
+        keys = ("codec", "width", "height", "frame_rate", "pix_fmt", "sample_rate", "channels", "rotation")
+        render.out.print(f"  stream {s.get('index')} {s.get('type')}: "
+                         + ", ".join(f"{k}={s[k]}" for k in keys if s.get(k) is not None))
+    for key in ("timecode", "created", "camera", "gps", "audio", "warnings"):
+        if result.get(key):
+            render.out.print(f"  {key}: {result[key]}")
+
+
+def _filters(kind: str | None, codec: str | None, resolution: str | None, min_duration: float | None,
+             max_duration: float | None, has_audio: bool | None, date_from: str | None, date_to: str | None,
+             camera: str | None, tag: list[str] | None, rating: int | None, status: str | None,
+             root: str | None) -> dict[str, Any]:
+    return dict(kind=kind, codec=codec, resolution=resolution, min_duration=min_duration,
+                max_duration=max_duration, has_audio=has_audio, date_from=date_from, date_to=date_to,
+                camera=camera, tags=tag or [], min_rating=rating, status=status, root=root)
+
+
+KindOpt = Annotated[str | None, typer.Option(help="video, audio or image.")]
+CodecOpt = Annotated[str | None, typer.Option(help="Video or audio codec (h264, hevc, prores, aac...).")]
+ResOpt = Annotated[str | None, typer.Option(help="8k, 6k, 4k, 2k, 1080p, 720p, sd, or WxH (at least).")]
+MinDurOpt = Annotated[float | None, typer.Option("--min-duration", help="Seconds.")]
+MaxDurOpt = Annotated[float | None, typer.Option("--max-duration", help="Seconds.")]
+AudioOpt = Annotated[bool | None, typer.Option("--has-audio/--no-audio", help="With or without audio.")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Captured on or after YYYY[-MM[-DD]].")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Captured on or before YYYY[-MM[-DD]].")]
+CameraOpt = Annotated[str | None, typer.Option(help="Camera make or model contains this.")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Has this tag (repeatable).")]
+RatingOpt = Annotated[int | None, typer.Option("--rating", min=0, max=5, help="Rated at least this.")]
+StatusOpt = Annotated[str | None, typer.Option(help="ok, unprobed, failed or missing (default: not missing).")]
+RootOpt = Annotated[str | None, typer.Option(help="Only under this root.")]
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[list[str] | None, typer.Argument(help="Words to find in names, folders, metadata, tags, notes.")]
+    = None,
+    kind: KindOpt = None, codec: CodecOpt = None, resolution: ResOpt = None, min_duration: MinDurOpt = None,
+    max_duration: MaxDurOpt = None, has_audio: AudioOpt = None, date_from: FromOpt = None, date_to: ToOpt = None,
+    camera: CameraOpt = None, tag: TagOpt = None, rating: RatingOpt = None, status: StatusOpt = None,
+    root: RootOpt = None,
+    sort: Annotated[str, typer.Option(help="relevance, added, captured, name, duration, size, rating.")] = "relevance",
+    ascending: Annotated[bool, typer.Option("--asc", help="Ascending order.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=10000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the catalog (full text plus filters)."""
+    ix = _ix(ctx)
+    flt = _filters(kind, codec, resolution, min_duration, max_duration, has_audio, date_from, date_to, camera,
+                   tag, rating, status, root)
+    text = " ".join(query or [])
+    results = ix.search(text, sort=sort, descending=not ascending, limit=limit, offset=offset, **flt)
+    total = ix.count(text, **flt)
+    if as_json:
+        render.print_json({"query": text, "total": total, "offset": offset, "results": [a.to_dict() for a in results]})
+        return
+    render.out.print(render.asset_table(results, title=f"{total} match(es)" + (f" for {text!r}" if text else "")))
+
+
+@app.command()
+def recent(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("--number", "-n", min=1, max=10000, help="How many.")] = 20,
+    kind: KindOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The most recently added assets."""
+    assets = _ix(ctx).get_recent(n, kind=kind)
+    if as_json:
+        render.print_json({"results": [a.to_dict() for a in assets]})
+    else:
+        render.out.print(render.asset_table(assets, title="recently added"))
+
+
+@app.command()
+def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Library statistics: kinds, codecs, resolutions, cameras, months, sizes."""
+    s = _ix(ctx).stats()
+    if as_json:
+        render.print_json(s.to_dict())
+    else:
+        render.print_stats(s)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    asset: Annotated[str, typer.Argument(help="Asset id or file path.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything the catalog knows about one asset, including its full probe."""
+    a = _ix(ctx).get(asset)
+    if as_json:
+        render.print_json(a.to_dict())
+    else:
+        render.print_asset(a)
+
+
+def _print_change(result: ChangeResult, as_json: bool, what: str) -> None:
+    if as_json:
+        render.print_json(result.to_dict())
+    elif result.dry_run:
+        render.print_plan(result.plan, "dry run, nothing changed; would")
+    elif result.plan:
+        for p in result.plan:
+            render.out.print(render.plan_line(p))
+    else:
+        render.out.print(f"[dim]{what}: nothing to change[/dim]")
+
+
+@app.command()
+def tag(
+    ctx: typer.Context,
+    asset: Annotated[str, typer.Argument(help="Asset id or file path.")],
+    tags: Annotated[list[str], typer.Argument(help="Tags to add (or remove with --remove).")],
+    remove: Annotated[bool, typer.Option("--remove", "-r", help="Remove these tags.")] = False,
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or remove tags."""
+    _print_change(_ix(ctx).tag(asset, tags, remove=remove, dry_run=dry_run), as_json, "tag")
+
+
+@app.command()
+def rate(
+    ctx: typer.Context,
+    asset: Annotated[str, typer.Argument(help="Asset id or file path.")],
+    rating: Annotated[str, typer.Argument(help="0 to 5, or 'clear'.")],
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rate an asset 0-5."""
+    if rating.lower() in ("clear", "none", "-"):
+        value = None
+    elif rating.isdigit():
+        value = int(rating)
+    else:
+        raise UsageError(f"rating must be 0 to 5 or 'clear', not {rating!r}")
+    _print_change(_ix(ctx).rate(asset, value, dry_run=dry_run), as_json, "rate")
+
+
+@app.command()
+def note(
+    ctx: typer.Context,
+    asset: Annotated[str, typer.Argument(help="Asset id or file path.")],
+    text: Annotated[str | None, typer.Argument(help="The note ('-' reads standard input).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the note.")] = False,
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set or clear an asset's note."""
+    if clear:
+        text = None
+    elif text == "-":
+        text = sys.stdin.read().strip()
+    elif text is None:
+        raise UsageError("give the note text, '-' to read it from standard input, or --clear")
+    _print_change(_ix(ctx).note(asset, text, dry_run=dry_run), as_json, "note")
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[float | None, typer.Option(
+        "--older-than", min=0, help="Only assets missing for at least this many days.")] = None,
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete missing assets from the catalog and thumbnails nothing uses."""
+    plan = _ix(ctx).prune(dry_run=dry_run, older_than_days=older_than)
+    if as_json:
+        render.print_json({"dry_run": dry_run, "plan": [p.to_dict() for p in plan]})
+    else:
+        render.print_plan(plan, "dry run, nothing changed; would" if dry_run else "pruned")
+
+
+@app.command()
+def roots(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Roots known to the catalog."""
+    rs = _ix(ctx).roots()
+    if as_json:
+        render.print_json({"roots": rs})
+        return
+    for r in rs:
+        render.out.print(r["url"])
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    workflow: Annotated[Path, typer.Argument(help="A JSON workflow file ('-' for standard input).")],
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a JSON workflow: one step or {"workflow": [steps]} (scan, stats, backup, sync_album)."""
+    try:
+        text = sys.stdin.read() if str(workflow) == "-" else workflow.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{workflow}: {exc.strerror}") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{workflow}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    try:
+        with ScanProgress(enabled=not as_json) as progress:
+            results = _ix(ctx).run_workflow(spec, dry_run=dry_run, progress=progress)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; finished steps are saved") from None
+    if as_json:
+        render.print_json({"dry_run": dry_run, "steps": results})
+        return
+    from ..workflow.report import print_results
+
+    print_results(results, dry_run)
+    if any(r.get("status") != "ok" for r in results):
+        raise typer.Exit(1)
+
+
+class Interrupted(MediaIdxError):
+    exit_code = 130
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, exit 1 (2 for usage), 130 on Ctrl-C."""
+    from rich.text import Text
+
+    try:
+        app(args=argv)
+    except MediaIdxError as exc:
+        render.err.print(Text.assemble(("mediaidx: error: ", "red"), str(exc)))
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Library operations on catalogued media: verified backup, album sync."""

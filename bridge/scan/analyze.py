@@ -1,0 +1,151 @@
+"""Reading a file's content: fingerprint, probe, thumbnail. Runs in worker processes during scans.
+
+Nothing here touches the catalog; results go back to the scanner, which alone writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProbeError, ThumbnailError
+from ..storage import Storage, open_storage
+from .fingerprint import fingerprint_fileobj, fingerprint_path
+
+log = logging.getLogger(__name__)
+
+THUMB_EXT = {"jpeg": "jpg", "webp": "webp"}
+
+
+@dataclass(slots=True)
+class Task:
+    root_url: str
+    relpath: bytes
+    size: int
+    kind: str
+    fingerprint: bytes | None = None   # already known: not read again
+    want_fingerprint: bool = True
+    want_probe: bool = False
+    want_thumb: bool = False
+    thumbs_dir: str | None = None
+    thumb_size: int = 320
+    thumb_format: str = "jpeg"
+
+
+@dataclass(slots=True)
+class Outcome:
+    fingerprint: bytes | None = None
+    probe: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    error: str | None = None           # the file cannot be probed: catalogued as 'failed' with this reason
+    vanished: bool = False             # gone before we could read it
+    thumb: str | None = None           # path inside the thumbnail cache; "" when none can be made
+    thumb_error: str | None = None
+
+
+def thumb_relpath(fingerprint: bytes, fmt: str = "jpeg") -> str:
+    """Thumbnails are keyed by content, so moves keep them and duplicates share one."""
+    h = fingerprint.hex()
+    return f"{h[:2]}/{h}.{THUMB_EXT.get(fmt, fmt)}"
+
+
+_storages: dict[str, Storage] = {}
+
+
+def _storage(url: str) -> Storage:
+    st = _storages.get(url)
+    if st is None:
+        st = _storages[url] = open_storage(url)
+    return st
+
+
+def analyze(task: Task) -> Outcome:
+    """Do what ``task`` asks; every failure becomes part of the Outcome, never an exception."""
+    out = Outcome(fingerprint=task.fingerprint)
+    storage = _storage(task.root_url)
+    local = storage.local_path(task.relpath)
+    try:
+        if task.want_fingerprint and out.fingerprint is None:
+            if local is not None:
+                out.fingerprint = fingerprint_path(local, task.size)
+            else:
+                with storage.open(task.relpath) as fh:
+                    out.fingerprint = fingerprint_fileobj(fh, task.size)
+        if task.want_probe:
+            _probe(task, storage, local, out)
+        if task.want_thumb and out.error is None and task.kind != "audio":
+            _thumb(task, storage, local, out)
+    except FileNotFoundError:
+        out.vanished = True
+    except OSError as exc:
+        out.error = f"cannot read: {exc.strerror or exc}"
+    return out
+
+
+def _probe(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> None:
+    from ..probe import probe_file, summarize
+
+    if task.size == 0:
+        out.error = "empty file (0 bytes)"
+        return
+    try:
+        if local is not None:
+            probe = probe_file(local)
+        else:
+            name = task.relpath.rpartition(b"/")[2].decode("utf-8", "replace")
+            with storage.open(task.relpath) as fh:
+                probe = probe_file(fh, name=name)
+    except ProbeError as exc:
+        out.error = str(exc)
+        return
+    except (FileNotFoundError, OSError):
+        raise
+    except Exception as exc:  # a probe bug must not stop a scan of 100,000 files
+        log.exception("probe failed on %r", task.relpath)
+        out.error = f"probe failed: {type(exc).__name__}: {exc}"
+        return
+    out.probe = probe
+    out.summary = summarize(probe)
+
+
+def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> None:
+    from ..thumbs import make_thumbnail
+
+    if out.fingerprint is None or not task.thumbs_dir:
+        return
+    rel = thumb_relpath(out.fingerprint, task.thumb_format)
+    dest = Path(task.thumbs_dir) / rel
+    if dest.exists():
+        out.thumb = rel
+        return
+    kind = (out.summary or {}).get("kind") or task.kind
+    try:
+        if local is not None:
+            make_thumbnail(local, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format)
+        else:
+            with storage.open(task.relpath) as fh:
+                make_thumbnail(fh, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format)
+        out.thumb = rel
+    except ThumbnailError as exc:
+        out.thumb = ""
+        out.thumb_error = str(exc)
+    except (FileNotFoundError, OSError):
+        raise
+    except Exception as exc:
+        log.exception("thumbnail failed on %r", task.relpath)
+        out.thumb = ""
+        out.thumb_error = f"thumbnail failed: {type(exc).__name__}: {exc}"
+
+
+def worker_init() -> None:
+    """Worker processes: quiet FFmpeg logging, one decode thread each (the pool is the parallelism)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import av.logging
+
+        av.logging.set_level(av.logging.PANIC)
+    except Exception:  # pragma: no cover - older PyAV
+        pass

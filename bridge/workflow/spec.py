@@ -1,0 +1,122 @@
+"""Workflow validation: the whole file is checked before any step runs, and errors name step and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import WorkflowError
+
+STR, BOOL, INT, NUM, LIST, STRS = "string", "boolean", "integer", "number", "list", "string or list of strings"
+
+FILTER_FIELDS = {
+    "query": STR, "kind": STR, "codec": STR, "resolution": STR, "min_duration": NUM, "max_duration": NUM,
+    "has_audio": BOOL, "date_from": STR, "date_to": STR, "camera": STR, "tags": STRS, "min_rating": INT,
+    "root": STR,
+}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    required: dict[str, str]
+    optional: dict[str, str]
+    doc: str
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "scan": ActionSpec(
+        {"root": STRS},
+        {"probe": BOOL, "thumbs": BOOL, "follow_symlinks": BOOL, "retry_failed": BOOL, "allow_empty": BOOL,
+         "jobs": INT},
+        "sync the catalog with one or more roots"),
+    "stats": ActionSpec({}, {}, "library statistics"),
+    "backup": ActionSpec(
+        {"backup_root": STR}, dict(FILTER_FIELDS),
+        "copy matching assets to backup_root with verified hashes; never overwrite a different file"),
+    "sync_album": ActionSpec(
+        {"root": STR, "category": STR},
+        {"source": STR, "mode": STR, "pattern": STR, **{k: v for k, v in FILTER_FIELDS.items() if k != "root"},
+         "assets": LIST},
+        "copy or link a folder (source) or catalog selection into root/category, renamed by capture date"),
+}
+COMMON = {"action": STR, "name": STR, "dry_run": BOOL}
+
+
+@dataclass
+class Step:
+    index: int            # 1-based, as people count
+    action: str
+    params: dict[str, Any]
+    name: str | None = None
+    dry_run: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"step {self.index} ({self.name or self.action})"
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == STR:
+        return isinstance(value, str)
+    if kind == BOOL:
+        return isinstance(value, bool)
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == NUM:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == LIST:
+        return isinstance(value, list)
+    if kind == STRS:
+        return isinstance(value, str) or (isinstance(value, list) and value != []
+                                          and all(isinstance(v, str) for v in value))
+    return False
+
+
+def parse(spec: Any) -> tuple[list[Step], bool]:
+    """Steps of a workflow document and its ``continue_on_error`` flag; WorkflowError on any problem."""
+    continue_on_error = False
+    if isinstance(spec, dict) and "workflow" in spec:
+        extra = set(spec) - {"workflow", "continue_on_error", "name", "description"}
+        if extra:
+            raise WorkflowError(f"workflow: unknown field(s) {', '.join(sorted(extra))}")
+        steps_in = spec["workflow"]
+        continue_on_error = bool(spec.get("continue_on_error", False))
+        if not isinstance(steps_in, list):
+            raise WorkflowError("workflow: 'workflow' must be a list of steps")
+    elif isinstance(spec, dict):
+        steps_in = [spec]
+    elif isinstance(spec, list):
+        steps_in = spec
+    else:
+        raise WorkflowError("workflow: expected a step object or {\"workflow\": [steps]}")
+    if not steps_in:
+        raise WorkflowError("workflow: no steps")
+    return [_step(i, raw) for i, raw in enumerate(steps_in, 1)], continue_on_error
+
+
+def _step(index: int, raw: Any) -> Step:
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"step {index}: expected an object with an 'action'")
+    action = raw.get("action")
+    if action is None:
+        raise WorkflowError(f"step {index}: missing field 'action'")
+    if action not in ACTIONS:
+        raise WorkflowError(f"step {index}: unknown action {action!r} (known: {', '.join(ACTIONS)})")
+    spec = ACTIONS[action]
+    label = f"step {index} ({action})"
+    for fname in spec.required:
+        if fname not in raw:
+            raise WorkflowError(f"{label}: missing field '{fname}'")
+    allowed = {**spec.required, **spec.optional, **COMMON}
+    for fname, value in raw.items():
+        if fname not in allowed:
+            raise WorkflowError(f"{label}: unknown field '{fname}' (allowed: {', '.join(sorted(allowed))})")
+        if not _type_ok(value, allowed[fname]):
+            raise WorkflowError(f"{label}: field '{fname}' must be a {allowed[fname]}, not {value!r}")
+    if action == "sync_album" and ("source" in raw) == any(k in raw for k in ("assets", "query", "tags")):
+        raise WorkflowError(f"{label}: give either 'source' (a folder) or a catalog selection "
+                            "('assets', 'query' or 'tags'), not both or neither")
+    if action == "sync_album" and raw.get("mode", "copy") not in ("copy", "link", "hardlink"):
+        raise WorkflowError(f"{label}: field 'mode' must be copy, link or hardlink")
+    params = {k: v for k, v in raw.items() if k not in COMMON}
+    return Step(index, action, params, raw.get("name"), bool(raw.get("dry_run", False)))
