@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import MediaIndexer
+from bridge import MediaIndexer, synth
 from bridge.errors import RootUnavailableError
 
 
@@ -38,10 +38,13 @@ def ix(tmp_path: Path) -> MediaIndexer:
 
 @pytest.fixture
 def lib(tmp_path: Path) -> Path:
+    """Three real (tiny) media files, a non-media file and a hidden folder."""
     root = tmp_path / "lib"
-    write(root / "day1" / "a.mov", os.urandom(5000))
-    write(root / "day1" / "b.mp4", os.urandom(6000))
-    write(root / "day2" / "c.jpg", os.urandom(7000))
+    (root / "day1").mkdir(parents=True)
+    (root / "day2").mkdir()
+    synth.make_video(root / "day1" / "a.mov", frames=6, width=64, height=48, audio=synth.tone())
+    synth.make_video(root / "day1" / "b.mp4", frames=8, width=64, height=48, fps=30)
+    synth.make_image(root / "day2" / "c.jpg", width=64, height=48)
     write(root / "day2" / "notes.txt", b"not media")
     write(root / ".hidden" / "d.mov", os.urandom(100))
     return root

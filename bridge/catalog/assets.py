@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..mediatypes import kind_of, split_ext
 from ..storage import FileStat
 
 # Columns copied from bridge.probe.summarize() into the asset row.
@@ -111,22 +112,76 @@ def status_for(probe: Any, error: str | None) -> str:
     return "ok" if probe is not None else "unprobed"
 
 
-def insert_asset(conn: sqlite3.Connection, *, folder_id: int, name: bytes, kind: str, ext: str, stat: FileStat,
-                 fingerprint: bytes | None, probe: dict[str, Any] | None, summary: Mapping[str, Any] | None,
-                 error: str | None, thumb: str | None, fts_path: str) -> int:
+@dataclass(slots=True)
+class NewAsset:
+    """A row to insert. Ids are allocated by the scanner (it holds the scan lock) so rows and their
+    search-index entries can be written in batches."""
+
+    id: int
+    folder_id: int
+    stat: FileStat
+    kind: str
+    fingerprint: bytes | None = None
+    probe: dict[str, Any] | None = None
+    summary: Mapping[str, Any] | None = None
+    error: str | None = None
+    thumb: str | None = None
+
+
+_INSERT_COLS = ("id, folder_id, name, kind, ext, size, mtime_ns, inode, device, fingerprint, status, error, probe, "
+                + ", ".join(SUMMARY_COLUMNS) + ", thumb, added_at, updated_at, probed_at")
+_INSERT_SQL = f"INSERT INTO assets ({_INSERT_COLS}) VALUES ({', '.join('?' * (_INSERT_COLS.count(',') + 1))})"
+
+
+def next_asset_id(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(id), 0) + 1 FROM assets").fetchone()[0]
+
+
+_INSERT_BARE_SQL = ("INSERT INTO assets (id, folder_id, name, kind, ext, size, mtime_ns, inode, device, status, error,"
+                    " added_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def insert_unread(conn: sqlite3.Connection, folder_id: int, first_id: int, files: list[FileStat], fts_path: str
+                  ) -> list[int]:
+    """Insert files nobody has read yet (metadata-only scan), with ids first_id, first_id + 1, ...
+
+    The hot path of a first index: only the columns we know, one executemany per folder.
+    Empty files go in as 'failed'. Returns the ids of the empty ones."""
     now = time.time()
-    kind = (summary or {}).get("kind") or kind
-    cols = ("folder_id, name, kind, ext, size, mtime_ns, inode, device, fingerprint, status, error, probe, "
-            + ", ".join(SUMMARY_COLUMNS) + ", thumb, added_at, updated_at, probed_at")
-    values = [folder_id, name, kind, ext, stat.size, stat.mtime_ns, stat.inode, stat.device, fingerprint,
-              status_for(probe, error), error, _json(probe), *_content_values(summary), thumb, now, now,
-              now if (probe is not None or error) else None]
-    asset_id = conn.execute(
-        f"INSERT INTO assets ({cols}) VALUES ({', '.join('?' * len(values))})", values).lastrowid
-    conn.execute(
-        "INSERT INTO asset_fts (rowid, name, path, meta, tags, note) VALUES (?, ?, ?, ?, '', '')",
-        (asset_id, _text(name), fts_path, meta_text(summary, probe)))
-    return asset_id
+    values, texts, empty = [], [], []
+    for i, f in enumerate(files, first_id):
+        name = f.name
+        dot = name.rfind(b".")
+        ext = name[dot + 1:].lower().decode("ascii", "replace") if dot > 0 else ""
+        if f.size:
+            values.append((i, folder_id, name, kind_of(name) or "video", ext, f.size, f.mtime_ns, f.inode,
+                           f.device, "unprobed", None, now, now))
+        else:
+            empty.append(i)
+            values.append((i, folder_id, name, kind_of(name) or "video", ext, 0, f.mtime_ns, f.inode, f.device,
+                           "failed", "empty file (0 bytes)", now, now))
+        texts.append((i, name.decode("utf-8", "replace"), fts_path))
+    conn.executemany(_INSERT_BARE_SQL, values)
+    conn.executemany("INSERT INTO asset_fts (rowid, name, path, meta, tags, note) VALUES (?, ?, ?, '', '', '')", texts)
+    return empty
+
+
+def insert_assets(conn: sqlite3.Connection, items: list[NewAsset], fts_path: str) -> None:
+    """Insert new assets of one folder, and their search-index rows."""
+    now = time.time()
+    values = []
+    texts = []
+    for a in items:
+        st = a.stat
+        read = a.probe is not None or a.error is not None
+        values.append((
+            a.id, a.folder_id, st.name, (a.summary or {}).get("kind") or a.kind,
+            split_ext(st.name).decode("ascii", "replace"), st.size, st.mtime_ns, st.inode, st.device,
+            a.fingerprint, status_for(a.probe, a.error), a.error, _json(a.probe), *_content_values(a.summary),
+            a.thumb, now, now, now if read else None))
+        texts.append((a.id, _text(st.name), fts_path, meta_text(a.summary, a.probe)))
+    conn.executemany(_INSERT_SQL, values)
+    conn.executemany("INSERT INTO asset_fts (rowid, name, path, meta, tags, note) VALUES (?, ?, ?, ?, '', '')", texts)
 
 
 def update_content(conn: sqlite3.Connection, asset_id: int, *, stat: FileStat, fingerprint: bytes | None,

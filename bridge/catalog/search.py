@@ -21,7 +21,7 @@ RESOLUTIONS = {  # label -> minimum long side, minimum short side
 
 SORTS = {
     "relevance": None,
-    "added": "a.added_at",
+    "added": "a.id",                # ids grow with time: no index on added_at needed
     "captured": "a.captured_utc",
     "name": "a.name",
     "duration": "a.duration",
@@ -189,7 +189,7 @@ def search(conn: sqlite3.Connection, query: str | None, flt: SearchFilters, thum
     if sort not in SORTS:
         raise UsageError(f"unknown sort {sort!r} (use {', '.join(SORTS)})")
     if sort == "relevance":
-        order = "asset_fts.rank" if joins else "a.added_at DESC, a.id DESC"
+        order = "asset_fts.rank" if joins else "a.id DESC"
     else:
         direction = "DESC" if flt.descending else "ASC"
         order = f"{SORTS[sort]} IS NULL, {SORTS[sort]} {direction}, a.id {direction}"

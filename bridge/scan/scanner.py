@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xxhash
-
 from ..catalog import Catalog
 from ..catalog import assets as rows
 from ..errors import Cancelled, MediaIdxError, RootUnavailableError
-from ..mediatypes import kind_of, split_ext
+from ..mediatypes import kind_of
 from ..models import PlanItem, ScanSummary
-from ..storage import FileStat, FolderError, Listing, Storage, join, open_storage, split
+from ..procs import mp_context
+from ..storage import FileStat, FolderError, Listing, Storage, join, open_storage
 from .analyze import Outcome, Task, analyze, thumb_relpath, worker_init
 from .lock import ScanLock
 
@@ -114,13 +113,6 @@ class _RootState:
     complete: bool = True
 
 
-def folder_signature(files: Iterable[FileStat]) -> bytes:
-    h = xxhash.xxh3_64()
-    for f in files:
-        h.update(b"%b\0%d\0%d\0%d\n" % (f.name, f.size, f.mtime_ns, f.inode or 0))
-    return h.digest()
-
-
 class Scanner:
     """Scans roots into one catalog. Use once per scan; ``cancel`` stops it cleanly from another thread."""
 
@@ -163,6 +155,7 @@ class Scanner:
         with lock:
             if not self.dry:
                 self.conn.execute("UPDATE scans SET status = 'interrupted' WHERE status = 'running'")
+            self._next_id = self._first_new_id = rows.next_asset_id(self.conn)
             try:
                 for storage in storages:
                     self._scan_root(storage, summary)
@@ -238,7 +231,8 @@ class Scanner:
 
     # -- walking -----------------------------------------------------------------------------------------
     def _walk(self, st: _RootState) -> None:
-        for item in st.storage.walk(kind_of):
+        known = {rel: row.signature for rel, row in st.folders.items() if row.present and row.signature}
+        for item in st.storage.walk(kind_of, known):
             self._check_cancel()
             if isinstance(item, FolderError):
                 st.unreadable.append(item.relpath)
@@ -252,34 +246,43 @@ class Scanner:
 
     def _folder(self, st: _RootState, listing: Listing) -> None:
         st.visited.add(listing.relpath)
-        st.files_seen += len(listing.files)
+        st.files_seen += listing.file_count
         for path, reason in listing.issues:
             st.summary.skipped += 1
             st.summary.add_issue(st.storage.display(path), reason)
         self._emit(ScanEvent("walk", st.storage.url, folders=len(st.visited), files=st.files_seen,
                              work_done=self._work_done, work_total=self._work_total,
                              path=st.storage.display(listing.relpath)))
-        sig = folder_signature(listing.files)
         row = st.folders.get(listing.relpath)
-        if (row is not None and row.present and row.signature == sig
+        if (row is not None and row.present and row.signature == listing.signature
                 and (row.probed or not self.opts.probe) and (row.thumbed or not self.opts.thumbs)):
             st.summary.unchanged += row.file_count
             return
-        if row is None and not listing.files:
+        if listing.files is None:  # unchanged, but owed a probe or thumbnails: list it for real
+            again = st.storage.list_folder(listing.relpath, kind_of)
+            if isinstance(again, FolderError):
+                st.unreadable.append(again.relpath)
+                st.summary.add_issue(st.storage.display(again.relpath), f"folder not read: {again.reason}")
+                return
+            listing = again
+        files = listing.files or []
+        if row is None and not files:
             return  # an empty folder we never knew: nothing to record
         folder_id = row.id if row else None
         if folder_id is None and not self.dry:
             folder_id = rows.ensure_folder(self.conn, st.root_id, listing.relpath)  # type: ignore[arg-type]
             self._ops += 1
-        folder = _Folder(listing.relpath, folder_id, sig, len(listing.files))
+        folder = _Folder(listing.relpath, folder_id, listing.signature, len(files))
         known = rows.folder_assets(self.conn, folder_id) if folder_id is not None else {}
-        for f in listing.files:
+        new: list[FileStat] = []
+        for f in files:
             old = known.pop(f.name, None)
-            kind = kind_of(f.name) or "video"
             if old is None:
-                self._new_file(st, folder, f, kind)
+                new.append(f)
             else:
                 self._known_file(st, folder, f, old)
+        if new:
+            self._new_files(st, folder, new)
         for old in known.values():
             if old.status != "missing":
                 self._vanish(folder, old)
@@ -331,27 +334,57 @@ class Scanner:
             self._submit(st, _Work("complete", folder, f, old.kind, old.id, counted=False, probe=want_probe,
                                    fingerprint=old.fingerprint))
 
-    def _new_file(self, st: _RootState, folder: _Folder, f: FileStat, kind: str) -> None:
-        if f.size == 0:
-            self._submit(st, _Work("add", folder, f, kind))  # recorded as failed without reading
+    def _new_files(self, st: _RootState, folder: _Folder, new: list[FileStat]) -> None:
+        """New paths: plain adds, unless a catalogued file has the same size (then it may have moved here)."""
+        # Only rows from before this scan can be where a file moved from (none on a first index).
+        sizes = sorted({f.size for f in new if f.size}) if self._first_new_id > 1 else []
+        known_sizes: dict[int, bool] = {}  # size -> some row of that size has a fingerprint
+        for i in range(0, len(sizes), 500):
+            chunk = sizes[i:i + 500]
+            known_sizes.update(self.conn.execute(
+                f"SELECT size, max(fingerprint IS NOT NULL) FROM assets WHERE size IN ({','.join('?' * len(chunk))})"
+                " AND id < ? GROUP BY size", [*chunk, self._first_new_id]).fetchall())
+        content = self.opts.probe or self.opts.thumbs
+        plain: list[FileStat] = []
+        for f in new:
+            if f.size in known_sizes:
+                self._new_file(st, folder, f, kind_of(f.name) or "video", known_sizes[f.size])
+            elif content and f.size and not self.dry:
+                self._submit(st, _Work("add", folder, f, kind_of(f.name) or "video"))
+            else:
+                plain.append(f)
+        if plain:
+            self._add_without_reading(st, folder, plain)
+
+    def _add_without_reading(self, st: _RootState, folder: _Folder, files: list[FileStat]) -> None:
+        """Metadata-only adds (and empty files), written in one batch: the first index of a big tree."""
+        if self.dry:
+            for f in files:
+                self._dry_work(st, _Work("add", folder, f, kind_of(f.name) or "video"),
+                               join(folder.relpath, f.name), None)
             return
-        # A new path may be a file that moved here: look for catalogued files of the same size.
-        rows_same_size = self.conn.execute(
-            "SELECT count(*), sum(device = ? AND inode = ? AND mtime_ns = ?), sum(fingerprint IS NOT NULL)"
-            " FROM assets WHERE size = ?", (f.device, f.inode, f.mtime_ns, f.size)).fetchone()
-        if not rows_same_size[0]:
-            self._submit(st, _Work("add", folder, f, kind))
-            return
+        empty = rows.insert_unread(self.conn, folder.folder_id, self._next_id, files,  # type: ignore[arg-type]
+                                   rows.fts_path(st.storage.url, folder.relpath))
+        self._next_id += len(files)
+        self._ops += len(files)
+        st.summary.added += len(files) - len(empty)
+        st.summary.failed += len(empty)
+        for f in files:
+            if not f.size:
+                st.summary.add_issue(st.storage.display(join(folder.relpath, f.name)), "empty file (0 bytes)")
+
+    def _new_file(self, st: _RootState, folder: _Folder, f: FileStat, kind: str, has_fingerprints: bool) -> None:
+        """A new path with the size of a catalogued file: a move if identity or content matches."""
         fingerprint = None
-        if rows_same_size[2]:
+        if has_fingerprints:
             out = analyze(self._task(st, join(folder.relpath, f.name), f, kind, fingerprint_only=True))
             if out.vanished:
                 return
             fingerprint = out.fingerprint
         match = self.conn.execute(
-            "SELECT 1 FROM assets WHERE size = ? AND ((device = ? AND inode = ? AND mtime_ns = ?)"
+            "SELECT 1 FROM assets WHERE size = ? AND id < ? AND ((device = ? AND inode = ? AND mtime_ns = ?)"
             " OR (fingerprint IS NOT NULL AND fingerprint = ?)) LIMIT 1",
-            (f.size, f.device, f.inode, f.mtime_ns, fingerprint)).fetchone()
+            (f.size, self._first_new_id, f.device, f.inode, f.mtime_ns, fingerprint)).fetchone()
         if match is None:
             self._submit(st, _Work("add", folder, f, kind), fingerprint=fingerprint)
             return
@@ -408,10 +441,7 @@ class Scanner:
             jobs = self.opts.jobs or os.cpu_count() or 1
             if jobs <= 1:
                 return None
-            import multiprocessing as mp
-
-            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-            self._executor = ProcessPoolExecutor(jobs, mp_context=mp.get_context(method), initializer=worker_init)
+            self._executor = ProcessPoolExecutor(jobs, mp_context=mp_context(), initializer=worker_init)
             self._max_inflight = jobs * 4
         return self._executor
 
@@ -454,11 +484,10 @@ class Scanner:
             if out.thumb_error:
                 st.summary.add_issue(path, out.thumb_error)
             if work.op == "add":
-                rows.insert_asset(
-                    self.conn, folder_id=folder.folder_id, name=work.stat.name, kind=work.kind,  # type: ignore[arg-type]
-                    ext=split_ext(work.stat.name).decode("ascii", "replace"), stat=work.stat,
-                    fingerprint=out.fingerprint, probe=out.probe, summary=out.summary, error=out.error,
-                    thumb=out.thumb, fts_path=rows.fts_path(st.storage.url, folder.relpath))
+                rows.insert_assets(self.conn, [rows.NewAsset(
+                    self._next_id, folder.folder_id, work.stat, work.kind, out.fingerprint, out.probe,  # type: ignore[arg-type]
+                    out.summary, out.error, out.thumb)], rows.fts_path(st.storage.url, folder.relpath))
+                self._next_id += 1
             elif work.op == "change":
                 rows.update_content(self.conn, work.asset_id, stat=work.stat, fingerprint=out.fingerprint,  # type: ignore[arg-type]
                                     probe=out.probe, summary=out.summary, error=out.error, thumb=out.thumb,
@@ -665,4 +694,4 @@ def _summary_json(summary: ScanSummary) -> str:
     return json.dumps(d)
 
 
-__all__ = ["ProgressFn", "ScanEvent", "ScanOptions", "Scanner", "folder_signature", "split"]
+__all__ = ["ProgressFn", "ScanEvent", "ScanOptions", "Scanner"]

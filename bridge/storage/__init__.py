@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 from ..errors import UsageError
-from .base import FileStat, FolderError, Listing, Storage, join, split
+from .base import FileStat, FolderError, Listing, Storage, folder_signature, join, split
 from .local import LocalStorage
 
-__all__ = ["FileStat", "FolderError", "Listing", "LocalStorage", "Storage", "join", "open_storage", "split"]
+__all__ = ["FileStat", "FolderError", "Listing", "LocalStorage", "Storage", "folder_signature", "join", "open_storage",
+           "split"]
 
 
 def open_storage(root: str | bytes | os.PathLike[str], *, follow_symlinks: bool = False) -> Storage:

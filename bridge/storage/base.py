@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
+
+import xxhash
 
 
-@dataclass(slots=True)
-class FileStat:
-    """What the metadata sync compares: a file with the same size, mtime and inode is not read again."""
+class FileStat(NamedTuple):
+    """What the metadata sync compares: a file with the same size, mtime and inode is not read again.
+    A tuple, so that listings cross process boundaries cheaply."""
 
     name: bytes
     size: int
@@ -26,11 +28,23 @@ class FileStat:
 
 @dataclass(slots=True)
 class Listing:
-    """One folder's media files, complete: a folder that could not be listed fully is a FolderError."""
+    """One folder's media files, complete: a folder that could not be listed fully is a FolderError.
+
+    ``files`` is None when the walker was told the folder's last signature (``known``) and found it
+    unchanged: then only ``signature`` and ``file_count`` are filled, and nothing had to be shipped.
+    """
 
     relpath: bytes
-    files: list[FileStat]
+    files: list[FileStat] | None
     issues: list[tuple[bytes, str]] = field(default_factory=list)  # (relpath, reason) of skipped entries
+    signature: bytes = b""
+    file_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.files is not None:
+            self.file_count = len(self.files)
+            if not self.signature:
+                self.signature = folder_signature(self.files)
 
 
 @dataclass(slots=True)
@@ -42,6 +56,15 @@ class FolderError:
 
 
 Accept = Callable[[bytes], bool]
+Known = dict[bytes, bytes]  # relpath -> signature the catalog holds
+
+
+def folder_signature(files: list[FileStat]) -> bytes:
+    """xxh3-64 over the sorted (name, size, mtime, inode) of a folder's media files."""
+    h = xxhash.xxh3_64()
+    for f in files:
+        h.update(b"%b\0%d\0%d\0%d\n" % (f.name, f.size, f.mtime_ns, f.inode or 0))
+    return h.digest()
 
 
 class Storage(abc.ABC):
@@ -54,8 +77,13 @@ class Storage(abc.ABC):
         """Raise RootUnavailableError with a one-line reason if the root cannot be read now."""
 
     @abc.abstractmethod
-    def walk(self, accept: Accept) -> Iterator[Listing | FolderError]:
-        """Yield every folder under the root (the root first) with the files ``accept`` keeps."""
+    def walk(self, accept: Accept, known: Known | None = None) -> Iterator[Listing | FolderError]:
+        """Yield every folder under the root with the files ``accept`` keeps, in no particular order.
+        Folders whose signature equals ``known[relpath]`` may come without their files."""
+
+    @abc.abstractmethod
+    def list_folder(self, relpath: bytes, accept: Accept) -> Listing | FolderError:
+        """One folder's listing, files included."""
 
     @abc.abstractmethod
     def stat(self, relpath: bytes) -> FileStat:

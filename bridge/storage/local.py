@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from ..errors import RootUnavailableError
 from ..mediatypes import is_ignored_dir
-from .base import Accept, FileStat, FolderError, Listing, Storage, join
+from .base import Accept, FileStat, FolderError, Known, Listing, Storage, join
 
 
 def os_reason(exc: OSError) -> str:
@@ -25,13 +25,22 @@ def os_reason(exc: OSError) -> str:
 
 
 class LocalStorage(Storage):
-    """Walks with ``os.scandir`` on bytes paths: no decoding, one lstat per media file, none for others."""
+    """Walks with ``os.scandir`` on bytes paths: no decoding, one lstat per media file, none for others.
 
-    def __init__(self, root: str | bytes | os.PathLike[str], *, follow_symlinks: bool = False) -> None:
+    Big trees are walked by several processes at once (see ``parallel_walk``): a Python walk is CPU
+    bound, and two processes keep up with ``find``.
+    """
+
+    # Walk serially until this many folders are waiting, then hand them to worker processes.
+    PARALLEL_FRONTIER = 16
+
+    def __init__(self, root: str | bytes | os.PathLike[str], *, follow_symlinks: bool = False,
+                 workers: int | None = None) -> None:
         root_b = os.fsencode(root)
         self.root = os.path.abspath(root_b).rstrip(b"/") or b"/"
         self.url = os.fsdecode(self.root)
         self.follow_symlinks = follow_symlinks
+        self.workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
 
     def _full(self, relpath: bytes) -> bytes:
         if not relpath:
@@ -50,50 +59,77 @@ class LocalStorage(Storage):
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise RootUnavailableError(f"{self.url}: permission denied")
 
-    def walk(self, accept: Accept) -> Iterator[Listing | FolderError]:
-        follow = self.follow_symlinks
-        root_st = os.stat(self.root)
-        # Folders already walked, by identity: stops symlink loops and double indexing via two links.
-        seen_dirs = {(root_st.st_dev, root_st.st_ino)} if follow else None
-        stack = [b""]
+    # -- walking -----------------------------------------------------------------------------------------
+    def walk(self, accept: Accept, known: Known | None = None) -> Iterator[Listing | FolderError]:
+        if self.follow_symlinks:
+            # Loop detection needs one set of visited folders: stay in one process.
+            yield from self._walk_serial([b""], accept, known, seen=set())
+            return
+        pending = [b""]
+        while pending and (len(pending) < self.PARALLEL_FRONTIER or self.workers < 2):
+            rel = pending.pop(0)  # breadth first, so the frontier spreads over the tree
+            item, subdirs = self.list_with_subdirs(rel, accept, known)
+            yield item
+            pending.extend(subdirs)
+        if pending:
+            from .parallel_walk import walk_subtrees
+
+            yield from walk_subtrees(self, pending, accept, known, self.workers)
+
+    def _walk_serial(self, stack: list[bytes], accept: Accept, known: Known | None,
+                     seen: set[tuple[int, int]] | None) -> Iterator[Listing | FolderError]:
+        if seen is not None and not seen:
+            st = os.stat(self.root)
+            seen.add((st.st_dev, st.st_ino))
         while stack:
             rel = stack.pop()
-            files: list[FileStat] = []
-            issues: list[tuple[bytes, str]] = []
-            subdirs: list[bytes] = []
-            try:
-                with os.scandir(self._full(rel)) as it:
-                    for entry in it:
-                        name = entry.name
-                        try:
-                            if entry.is_dir(follow_symlinks=False):
-                                if not is_ignored_dir(name):
-                                    subdirs.append(name)
-                                continue
-                            if entry.is_symlink():
-                                self._symlink(entry, rel, accept, files, subdirs, issues, seen_dirs)
-                                continue
-                            if not accept(name):
-                                continue
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue  # gone between listing and stat: simply not there
-                        except OSError as exc:
-                            issues.append((join(rel, name), os_reason(exc)))
+            item, subdirs = self.list_with_subdirs(rel, accept, known, seen)
+            yield item
+            stack.extend(reversed(subdirs))
+
+    def list_folder(self, relpath: bytes, accept: Accept) -> Listing | FolderError:
+        return self.list_with_subdirs(relpath, accept, None)[0]
+
+    def list_with_subdirs(self, rel: bytes, accept: Accept, known: Known | None = None,
+                          seen: set[tuple[int, int]] | None = None) -> tuple[Listing | FolderError, list[bytes]]:
+        """List one folder: its media files (sorted by name) and its subfolders to walk next."""
+        files: list[FileStat] = []
+        issues: list[tuple[bytes, str]] = []
+        subdirs: list[bytes] = []
+        try:
+            with os.scandir(self._full(rel)) as it:
+                for entry in it:
+                    name = entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if not is_ignored_dir(name):
+                                subdirs.append(join(rel, name))
                             continue
-                        if stat_mod.S_ISREG(st.st_mode):
-                            files.append(FileStat(name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
-            except OSError as exc:
-                # Unreadable, or the share dropped mid-listing: a partial listing must not count as complete.
-                yield FolderError(rel, os_reason(exc))
-                continue
-            files.sort(key=_by_name)
-            yield Listing(rel, files, issues)
-            subdirs.sort(reverse=True)  # popped in name order
-            stack.extend(join(rel, d) for d in subdirs)
+                        if entry.is_symlink():
+                            self._symlink(entry, rel, accept, files, subdirs, issues, seen)
+                            continue
+                        if not accept(name):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # gone between listing and stat: simply not there
+                    except OSError as exc:
+                        issues.append((join(rel, name), os_reason(exc)))
+                        continue
+                    if stat_mod.S_ISREG(st.st_mode):
+                        files.append(FileStat(name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+        except OSError as exc:
+            # Unreadable, or the share dropped mid-listing: a partial listing must not count as complete.
+            return FolderError(rel, os_reason(exc)), []
+        files.sort(key=_by_name)
+        subdirs.sort()
+        listing = Listing(rel, files, issues)
+        if known is not None and known.get(rel) == listing.signature:
+            listing.files = None  # the caller already has it
+        return listing, subdirs
 
     def _symlink(self, entry: os.DirEntry[bytes], rel: bytes, accept: Accept, files: list[FileStat],
-                 subdirs: list[bytes], issues: list[tuple[bytes, str]], seen_dirs: set | None) -> None:
+                 subdirs: list[bytes], issues: list[tuple[bytes, str]], seen: set[tuple[int, int]] | None) -> None:
         relpath = join(rel, entry.name)
         if not self.follow_symlinks:
             if accept(entry.name) or entry.is_dir():
@@ -109,16 +145,16 @@ class LocalStorage(Storage):
             return
         if stat_mod.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
-            if seen_dirs is not None and key in seen_dirs:
+            if seen is None or key in seen:
                 issues.append((relpath, "symlink loop or folder already indexed through another path"))
                 return
-            if seen_dirs is not None:
-                seen_dirs.add(key)
+            seen.add(key)
             if not is_ignored_dir(entry.name):
-                subdirs.append(entry.name)
+                subdirs.append(relpath)
         elif stat_mod.S_ISREG(st.st_mode) and accept(entry.name):
             files.append(FileStat(entry.name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
 
+    # -- files -------------------------------------------------------------------------------------------
     def stat(self, relpath: bytes) -> FileStat:
         st = os.stat(self._full(relpath)) if self.follow_symlinks else os.lstat(self._full(relpath))
         return FileStat(relpath.rpartition(b"/")[2], st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
