@@ -262,7 +262,7 @@ def row_to_asset(r: tuple[Any, ...], thumbs_dir: Path | None) -> Asset:
         audio_silent=None if silent is None else bool(silent),
         captured_at=captured, camera_make=make, camera_model=model,
         thumb=str(thumbs_dir / thumb) if (thumb and thumbs_dir) else None,
-        rating=rating, note=note, tags=sorted(tags.split("\x1f")) if tags else [],
+        rating=rating, note=note, tags=sorted(tags.split("\x1f"), key=str.casefold) if tags else [],
         fingerprint=fp.hex() if fp else None, added_at=added, updated_at=updated, missing_since=missing_since,
     )
 

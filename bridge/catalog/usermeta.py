@@ -26,8 +26,9 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
 
 
 def current_tags(conn: sqlite3.Connection, asset_id: int) -> list[str]:
-    return sorted(r[0] for r in conn.execute(
-        "SELECT t.name FROM asset_tags x JOIN tags t ON t.id = x.tag_id WHERE x.asset_id = ?", (asset_id,)))
+    return sorted((r[0] for r in conn.execute(
+        "SELECT t.name FROM asset_tags x JOIN tags t ON t.id = x.tag_id WHERE x.asset_id = ?", (asset_id,))),
+        key=str.casefold)
 
 
 def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:

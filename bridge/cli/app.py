@@ -331,6 +331,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # a file the user named is missing or unreadable: say which, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        render.err.print(Text.assemble(("mediaidx: error: ", "red"), f"{where}{exc.strerror or exc}"))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rich.text import Text
 from ..models import Asset, PlanItem, ScanSummary, Stats
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:

@@ -112,8 +112,6 @@ def _probe(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> N
 
 
 def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> None:
-    from ..thumbs import make_thumbnail
-
     if out.fingerprint is None or not task.thumbs_dir:
         return
     rel = thumb_relpath(out.fingerprint, task.thumb_format)
@@ -123,6 +121,8 @@ def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> N
         return
     kind = (out.summary or {}).get("kind") or task.kind
     try:
+        from ..thumbs import make_thumbnail
+
         if local is not None:
             make_thumbnail(local, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format)
         else:

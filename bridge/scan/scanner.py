@@ -135,7 +135,6 @@ class Scanner:
         self._last_commit = time.monotonic()
         self._work_done = 0
         self._work_total = 0
-        self._last_event = 0.0
         self._state_by_future: dict[Future[Outcome], _RootState] = {}
         self._max_inflight = 8
         self._plan_items: list[PlanItem] = []
@@ -168,7 +167,7 @@ class Scanner:
                 self._shutdown(cancel=not summary.complete)
                 self._commit()
         summary.elapsed = time.monotonic() - started
-        self._emit(ScanEvent("done", ",".join(summary.roots), summary=summary), force=True)
+        self._emit(ScanEvent("done", ",".join(summary.roots), summary=summary))
         return summary
 
     def cancel(self) -> None:
@@ -557,7 +556,7 @@ class Scanner:
                 "is the share mounted? (scan with --allow-empty to mark them all missing)")
 
     def _resolve(self, st: _RootState) -> None:
-        self._emit(ScanEvent("resolve", st.storage.url, folders=len(st.visited), files=st.files_seen), force=True)
+        self._emit(ScanEvent("resolve", st.storage.url, folders=len(st.visited), files=st.files_seen))
         if st.complete:
             self._vanish_unvisited(st)
         taken: set[int] = set()
@@ -672,12 +671,9 @@ class Scanner:
             self._executor.shutdown(wait=True, cancel_futures=cancel)
             self._executor = None
 
-    def _emit(self, event: ScanEvent, force: bool = False) -> None:
-        if self.progress is None:
-            return
-        now = time.monotonic()
-        if force or now - self._last_event >= 0.1:
-            self._last_event = now
+    def _emit(self, event: ScanEvent) -> None:
+        """Every folder listed and every file read is reported; displays throttle for themselves."""
+        if self.progress is not None:
             self.progress(event)
 
 
