@@ -120,14 +120,18 @@ def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> N
         out.thumb = rel
         return
     kind = (out.summary or {}).get("kind") or task.kind
+    video = next((s for s in (out.probe or {}).get("streams", []) if s.get("type") == "video"), None)
+    rotation = float(video.get("rotation") or 0) if video is not None else None
     try:
         from ..thumbs import make_thumbnail
 
         if local is not None:
-            make_thumbnail(local, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format)
+            make_thumbnail(local, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format,
+                           rotation=rotation)
         else:
             with storage.open(task.relpath) as fh:
-                make_thumbnail(fh, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format)
+                make_thumbnail(fh, dest, kind=kind, max_size=task.thumb_size, fmt=task.thumb_format,
+                               rotation=rotation)
         out.thumb = rel
     except ThumbnailError as exc:
         out.thumb = ""

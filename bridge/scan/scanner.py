@@ -230,7 +230,9 @@ class Scanner:
 
     # -- walking -----------------------------------------------------------------------------------------
     def _walk(self, st: _RootState) -> None:
-        known = {rel: row.signature for rel, row in st.folders.items() if row.present and row.signature}
+        # Retrying failed files means opening every folder that has some: no shortcut then.
+        known = None if self.opts.retry_failed else {
+            rel: row.signature for rel, row in st.folders.items() if row.present and row.signature}
         for item in st.storage.walk(kind_of, known):
             self._check_cancel()
             if isinstance(item, FolderError):
@@ -253,7 +255,7 @@ class Scanner:
                              work_done=self._work_done, work_total=self._work_total,
                              path=st.storage.display(listing.relpath)))
         row = st.folders.get(listing.relpath)
-        if (row is not None and row.present and row.signature == listing.signature
+        if (row is not None and row.present and row.signature == listing.signature and not self.opts.retry_failed
                 and (row.probed or not self.opts.probe) and (row.thumbed or not self.opts.thumbs)):
             st.summary.unchanged += row.file_count
             return
