@@ -16,6 +16,11 @@ RESOLUTION_BUCKET = (
 )
 
 
+# "Canon" + "Canon EOS 7D" reads "Canon EOS 7D", not "Canon Canon EOS 7D".
+CAMERA = ("nullif(trim(CASE WHEN a.camera_model LIKE a.camera_make || '%' THEN a.camera_model"
+          " ELSE coalesce(a.camera_make, '') || ' ' || coalesce(a.camera_model, '') END), '')")
+
+
 def _grouped(conn: sqlite3.Connection, expr: str, where: str = PRESENT, limit: int = 50) -> dict[str, int]:
     sql = (f"SELECT {expr} AS k, count(*) FROM assets a WHERE {where} AND k IS NOT NULL"
            f" GROUP BY k ORDER BY count(*) DESC, k LIMIT {int(limit)}")
@@ -36,8 +41,7 @@ def library_stats(conn: sqlite3.Connection) -> Stats:
     s.by_video_codec = _grouped(conn, "a.video_codec")
     s.by_audio_codec = _grouped(conn, "a.audio_codec")
     s.by_resolution = _grouped(conn, RESOLUTION_BUCKET)
-    s.by_camera = _grouped(
-        conn, "nullif(trim(coalesce(a.camera_make, '') || ' ' || coalesce(a.camera_model, '')), '')")
+    s.by_camera = _grouped(conn, CAMERA)
     s.by_month = dict(sorted(_grouped(conn, "substr(a.captured_at, 1, 7)", limit=1000).items()))
     s.tags = {k: n for k, n in conn.execute(
         "SELECT t.name, count(*) FROM asset_tags x JOIN tags t ON t.id = x.tag_id GROUP BY t.id"

@@ -93,22 +93,36 @@ def print_scan_summary(s: ScanSummary) -> None:
             err.print(f"  ... and {s.issue_count - 20} more (--json lists up to {ScanSummary.MAX_ISSUES})")
 
 
+def camera_text(make: str | None, model: str | None) -> str:
+    if make and model and model.lower().startswith(make.lower()):
+        return model
+    return " ".join(x for x in (make, model) if x)
+
+
+NARROW_COLUMNS = ("id", "name", "kind", "res", "dur", "captured")
+
+
 def asset_table(assets: list[Asset], title: str | None = None) -> Table:
+    """All columns on a wide terminal; the essential ones on a narrow one or in a pipe."""
+    narrow = out.width < 140
     table = Table(title=title, show_lines=False, header_style="bold")
-    for col, kw in (("id", {"justify": "right"}), ("name", {"overflow": "fold"}), ("kind", {}), ("codec", {}),
-                    ("size", {"justify": "right"}), ("res", {}), ("fps", {"justify": "right"}),
-                    ("dur", {"justify": "right"}), ("captured", {}), ("camera", {}), ("★", {}), ("tags", {})):
-        table.add_column(col, **kw)
+    cols = (("id", {"justify": "right"}), ("name", {"overflow": "fold"}), ("kind", {}), ("codec", {}),
+            ("size", {"justify": "right"}), ("res", {}), ("fps", {"justify": "right"}),
+            ("dur", {"justify": "right"}), ("captured", {}), ("camera", {}), ("★", {}), ("tags", {}))
+    keep = [i for i, (c, _) in enumerate(cols) if not narrow or c in NARROW_COLUMNS]
+    for i in keep:
+        table.add_column(cols[i][0], **cols[i][1])
     for a in assets:
         codec = a.video_codec or a.audio_codec or (a.container if a.kind == "image" else "") or ""
         res = f"{a.width}x{a.height}" if a.width and a.height else ""
         name = Text(a.name)
         if a.status in ("failed", "missing"):
             name.append(f" [{a.status}]", style="red")
-        table.add_row(str(a.id), name, a.kind, codec, human_size(a.size), res, fps_text(a.fps),
-                      human_duration(a.duration), (a.captured_at or "")[:19],
-                      " ".join(x for x in (a.camera_make, a.camera_model) if x),
-                      "★" * a.rating if a.rating else "", ", ".join(a.tags))
+        captured = (a.captured_at or "")[:10 if narrow else 19]
+        row = (str(a.id), name, a.kind, codec, human_size(a.size), res, fps_text(a.fps), human_duration(a.duration),
+               captured, camera_text(a.camera_make, a.camera_model), "★" * a.rating if a.rating else "",
+               ", ".join(a.tags))
+        table.add_row(*(row[i] for i in keep))
     return table
 
 
@@ -126,7 +140,7 @@ def print_asset(a: Asset) -> None:
         ("has audio", "" if a.has_audio is None else ("yes" + (" (silent)" if a.audio_silent else "")
                                                        if a.has_audio else "no")),
         ("captured", a.captured_at or ""),
-        ("camera", " ".join(x for x in (a.camera_make, a.camera_model) if x)),
+        ("camera", camera_text(a.camera_make, a.camera_model)),
         ("rating", str(a.rating) if a.rating is not None else ""), ("tags", ", ".join(a.tags)),
         ("note", a.note or ""), ("thumbnail", a.thumb or ""), ("fingerprint", a.fingerprint or ""),
     ]
