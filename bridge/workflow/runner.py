@@ -72,7 +72,7 @@ def _sync_album(ix: MediaIndexer, step: Step, dry: bool, progress: ProgressFn | 
     if "source" in p:
         files = files_in_folder(p["source"])
     else:
-        query, flt = _filters(p)
+        query, flt = _filters({k: v for k, v in p.items() if k != "root"})  # here root is the destination
         flt.limit = 10_000
         db = Catalog(ix.catalog_path, readonly=True)
         try:
