@@ -116,8 +116,8 @@ class _RootState:
 class Scanner:
     """Scans roots into one catalog. Use once per scan; ``cancel`` stops it cleanly from another thread."""
 
-    COMMIT_SECONDS = 0.5
-    COMMIT_OPS = 2000
+    COMMIT_SECONDS = 1.0
+    COMMIT_OPS = 10000
 
     def __init__(self, catalog: Catalog, thumbs_dir: Path, options: ScanOptions | None = None,
                  progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> None:
