@@ -47,7 +47,7 @@ def count_assets(catalog: Path) -> int:
 
 
 def test_scan_killed_half_way_leaves_a_sound_catalog_and_the_next_scan_finishes(tmp_path: Path) -> None:
-    total = clip_copies(tmp_path / "lib", 800)
+    total = clip_copies(tmp_path / "lib", 2000)
     catalog = tmp_path / "cat.sqlite"
     proc = subprocess.Popen([*CLI, "--catalog", str(catalog), "scan", str(tmp_path / "lib"), "--jobs", "1",
                              "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
