@@ -316,6 +316,74 @@ def run(
         raise typer.Exit(1)
 
 
+BridgeOpt = Annotated[str, typer.Option("--bridge", envvar="MEDIAIDX_BRIDGE", help="Bridge address.")]
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    bind: Annotated[str, typer.Option(help="ZeroMQ endpoint; tcp://127.0.0.1:* picks a free port.")]
+    = "tcp://127.0.0.1:5557",
+    keys: Annotated[Path | None, typer.Option(
+        help="CURVE key folder from `mediaidx keys` (required to listen beyond loopback).")] = None,
+) -> None:
+    """Run the bridge service that Blender sessions connect to (stops on Ctrl-C)."""
+    from ..service import serve as run_service
+
+    ix = _ix(ctx)
+
+    def ready(endpoint: str) -> None:
+        sys.stdout.write(f"mediaidx bridge listening on {endpoint} (catalog {ix.catalog_path})\n")
+        sys.stdout.flush()
+
+    run_service(ix.settings.catalog_path, bind=bind, cache_dir=ix.settings.cache_dir, keys_dir=keys, on_ready=ready)
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    assets: Annotated[list[str], typer.Argument(help="Asset ids or file paths.")],
+    to: Annotated[str, typer.Option("--to", help="The Blender session's name.")],
+    mode: Annotated[str, typer.Option(help="clip, camera-bg, strip or plane.")] = "clip",
+    bridge: BridgeOpt = "tcp://127.0.0.1:5557",
+    server_key: Annotated[str | None, typer.Option(help="The bridge's public key (CURVE), or a .key file.")] = None,
+    client_key: Annotated[Path | None, typer.Option(help="This client's .key_secret file (CURVE).")] = None,
+    timeout: Annotated[float, typer.Option(min=0.5)] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send shots to a running Blender session, which imports them."""
+    from ..service.client import push_shots
+
+    if mode not in ("clip", "camera-bg", "strip", "plane"):
+        raise UsageError(f"--mode must be clip, camera-bg, strip or plane, not {mode!r}")
+    ids = [int(a) if a.isdigit() else _ix(ctx).get(a).id for a in assets]
+    result = push_shots(bridge, to, ids, mode, server_key=server_key, client_key=client_key, timeout=timeout)
+    if as_json:
+        render.print_json(result)
+    else:
+        render.out.print(f"sent {result['delivered']} shot(s) to {result['to']}")
+
+
+@app.command()
+def keys(
+    folder: Annotated[Path | None, typer.Option("--dir", help="Key folder (default: per-user config).")] = None,
+    client: Annotated[str | None, typer.Option(help="Also make (and authorize) a key pair for this client.")] = None,
+    authorize: Annotated[Path | None, typer.Option(help="Authorize a client's public .key file.")] = None,
+) -> None:
+    """Create the bridge's CURVE keys (needed to listen beyond loopback) and client keys."""
+    from ..service.security import Keys, default_keys_dir
+
+    k = Keys(folder or default_keys_dir())
+    _pub, created = k.create_server()
+    render.out.print(f"{'created' if created else 'using'} server keys in {k.folder}")
+    render.out.print(f"server public key: {k.public_text()}")
+    if client:
+        _cpub, csec = k.create_client(client)
+        render.out.print(f"client {client}: give {csec} to that machine (its public key is authorized)")
+    if authorize:
+        render.out.print(f"authorized {k.authorize(authorize)}")
+
+
 class Interrupted(MediaIdxError):
     exit_code = 130
 

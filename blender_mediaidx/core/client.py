@@ -1,0 +1,483 @@
+"""The bridge client. No bpy here: Blender, headless scripts, the `mediaidx push` command and tests share it.
+
+One IO thread owns the ZeroMQ DEALER socket (sockets belong to one thread). The caller's thread sends
+through a queue and a wake-up pipe, and receives through ``pump()``, which runs reply callbacks and event
+handlers on the caller's thread: Blender calls it from a timer (its main thread), headless jobs and tests
+from their own loops. Nothing blocks the caller; ``call()`` is the blocking convenience for scripts.
+
+The IO thread also keeps the link alive (a ping every ``heartbeat_s``; no answer for ``dead_after_s``
+means disconnected; the first answer after that re-registers the session) and runs file fetches: chunks
+arrive under credit-based flow control, are written to ``<dest>.part`` and hashed as they come, and the
+file is renamed into place only when its hash matches the bridge's. A broken fetch resumes from the bytes
+already on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Any], None]
+ErrorCallback = Callable[[P.RemoteError], None]
+
+
+def _hasher() -> Any:
+    import xxhash
+
+    return xxhash.xxh3_128()
+
+
+@dataclass
+class Transfer:
+    """A file being fetched; its callbacks run in ``pump()``."""
+
+    dest: Path
+    source: dict[str, Any]
+    chunk_size: int
+    window: int
+    on_progress: Callable[[Transfer], None] | None = None
+    on_done: Callable[[Transfer], None] | None = None
+    on_error: Callable[[Transfer, P.RemoteError], None] | None = None
+    size: int | None = None
+    received: int = 0
+    resumed_from: int = 0
+    done: bool = False
+    error: P.RemoteError | None = None
+    transfer_id: int | None = None
+    # IO-thread state
+    _fh: Any = field(default=None, repr=False)
+    _hash: Any = field(default=None, repr=False)
+    _unacked: int = 0
+    _request_id: Any = None
+
+    @property
+    def part(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part")
+
+    @property
+    def meta(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part.json")
+
+    @property
+    def finished(self) -> bool:
+        return self.done or self.error is not None
+
+
+class BridgeClient:
+    """A connection to a mediaidx bridge. Create, ``start()``, then ``request``/``call``/``fetch`` and ``pump``."""
+
+    def __init__(self, address: str = "tcp://127.0.0.1:5557", *, name: str = "blender", kind: str = "blender",
+                 server_public_key: bytes | str | None = None,
+                 client_keys: tuple[bytes | str, bytes | str] | None = None,
+                 heartbeat_s: float = 2.0, dead_after_s: float = 6.0, info: dict[str, Any] | None = None) -> None:
+        self.address = address
+        self.name = name
+        self.kind = kind
+        self.info = info or {}
+        self.server_public_key = _key(server_public_key)
+        self.client_keys = (_key(client_keys[0]), _key(client_keys[1])) if client_keys else None
+        self.heartbeat_s = heartbeat_s
+        self.dead_after_s = dead_after_s
+        self.state = "disconnected"            # disconnected | connecting | connected
+        self.session: dict[str, Any] | None = None
+        self.last_error: str | None = None
+        self._outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._pending: dict[Any, tuple[Callback | None, ErrorCallback | None, float]] = {}
+        self._handlers: dict[str, list[Callable[[Any, dict[str, Any]], None]]] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._transfers: dict[Any, Transfer] = {}   # by fetch request id, until the bridge answers (IO thread)
+        self._by_tid: dict[int, Transfer] = {}      # by transfer id, while chunks flow (IO thread)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> BridgeClient:
+        if self._thread is None:
+            self.state = "connecting"
+            self._thread = threading.Thread(target=self._io_main, name=f"mediaidx-bridge-{self.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close the link (the bridge forgets this session); safe to call twice."""
+        if self._thread is not None:
+            self._stop.set()
+            self._wake()
+            self._thread.join(timeout)
+            self._thread = None
+        self.state = "disconnected"
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> BridgeClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- caller's thread -----------------------------------------------------------------------------------
+    def request(self, op: str, args: dict[str, Any] | None = None, *, on_reply: Callback | None = None,
+                on_error: ErrorCallback | None = None, timeout_s: float = 10.0) -> Any:
+        """Send a request; ``on_reply(result)`` or ``on_error(RemoteError)`` run later in ``pump()``."""
+        msg = P.request(op, args, deadline_ms=int(timeout_s * 1000))
+        self._pending[msg["id"]] = (on_reply, on_error, time.monotonic() + timeout_s)
+        self._send("msg", msg)
+        return msg["id"]
+
+    def notify(self, op: str, args: dict[str, Any] | None = None) -> None:
+        """A message that gets no reply (fetch credit, abort)."""
+        self._send("msg", P.request(op, args, deadline_ms=None))
+
+    def call(self, op: str, args: dict[str, Any] | None = None, timeout_s: float = 10.0) -> Any:
+        """Blocking request for scripts and headless jobs (pumps other traffic while it waits)."""
+        box: dict[str, Any] = {}
+        self.request(op, args, on_reply=lambda r: box.setdefault("result", r),
+                     on_error=lambda e: box.setdefault("error", e), timeout_s=timeout_s)
+        self.wait(lambda: bool(box), timeout_s + 1.0)
+        if "error" in box:
+            raise box["error"]
+        if "result" not in box:
+            raise P.RemoteError(P.TIMEOUT, f"no answer to {op!r} within {timeout_s:.0f} s")
+        return box["result"]
+
+    def on(self, event: str, handler: Callable[[Any, dict[str, Any]], None]) -> None:
+        """Run ``handler(data, message)`` in ``pump()`` for every ``event`` from the bridge."""
+        self._handlers.setdefault(event, []).append(handler)
+
+    def fetch(self, dest: str | os.PathLike[str], *, asset: int | None = None, path: str | None = None,
+              thumbnail: int | None = None, chunk_size: int = 1 << 20, window: int = 8,
+              on_progress: Callable[[Transfer], None] | None = None, on_done: Callable[[Transfer], None] | None = None,
+              on_error: Callable[[Transfer, P.RemoteError], None] | None = None) -> Transfer:
+        """Fetch a catalogued file (``asset``), a file inside the bridge's roots (``path``) or an asset's
+        thumbnail to ``dest``. Resumes from ``<dest>.part`` when one is there."""
+        source = {k: v for k, v in (("asset", asset), ("path", path), ("thumbnail", thumbnail)) if v is not None}
+        if len(source) != 1:
+            raise ValueError("fetch needs exactly one of asset, path, thumbnail")
+        t = Transfer(Path(dest), source, chunk_size, window, on_progress, on_done, on_error)
+        t.dest.parent.mkdir(parents=True, exist_ok=True)
+        self._send("fetch", t)
+        return t
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Pump until ``predicate()`` holds or the time is up (headless loops, scripts, tests).
+        Sleeps on the inbox, so a reply is handled the moment it arrives."""
+        end = time.monotonic() + timeout_s
+        while True:
+            self.pump()
+            if predicate():
+                return True
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                kind, item = self._inbox.get(timeout=min(remaining, 0.05))
+            except queue.Empty:
+                continue
+            with _logged():
+                self._dispatch(kind, item)
+
+    def pump(self, max_items: int = 500, budget_s: float = 0.02) -> int:
+        """Apply what arrived: reply callbacks, event handlers, fetch progress. Call on the main thread."""
+        end = time.monotonic() + budget_s
+        n = 0
+        while n < max_items and time.monotonic() < end:
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            n += 1
+            try:
+                self._dispatch(kind, item)
+            except Exception:  # a bad handler must not stop the pump (or Blender's timer)
+                log.exception("bridge callback failed")
+        now = time.monotonic()
+        for rid, (_, on_error, deadline) in list(self._pending.items()):
+            if now > deadline:
+                del self._pending[rid]
+                if on_error:
+                    with _logged():
+                        on_error(P.RemoteError(P.TIMEOUT, "no answer from the bridge in time"))
+        return n
+
+    def _dispatch(self, kind: str, item: Any) -> None:
+        if kind == "reply":
+            entry = self._pending.pop(item.get("id"), None)
+            if entry is None:
+                return  # late reply to a request that already timed out
+            on_reply, on_error, _ = entry
+            if item.get("ok"):
+                if on_reply:
+                    on_reply(item.get("result"))
+            else:
+                err = item.get("error") or {}
+                if on_error:
+                    on_error(P.RemoteError(str(err.get("code", P.INTERNAL)), str(err.get("message", ""))))
+        elif kind == "event":
+            for handler in self._handlers.get(item.get("event"), []):
+                handler(item.get("data"), item)
+            for handler in self._handlers.get("*", []):
+                handler(item.get("data"), item)
+        elif kind == "transfer":
+            t, what = item
+            if what == "progress" and t.on_progress:
+                t.on_progress(t)
+            elif what == "done" and t.on_done:
+                t.on_done(t)
+            elif what == "error" and t.on_error:
+                t.on_error(t, t.error)  # type: ignore[arg-type]
+        elif kind == "state":
+            for handler in self._handlers.get("state", []):
+                handler(item, {"event": "state"})
+
+    def _send(self, kind: str, item: Any) -> None:
+        self._outbox.put((kind, item))
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- IO thread -------------------------------------------------------------------------------------
+    def _io_main(self) -> None:
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)          # no queueing towards a bridge that is not there
+        sock.setsockopt(zmq.RECONNECT_IVL, 200)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.setsockopt(zmq.RCVHWM, 1000)
+        if self.server_public_key:
+            pub, sec = self.client_keys or zmq.curve_keypair()
+            sock.curve_serverkey = self.server_public_key
+            sock.curve_publickey = pub
+            sock.curve_secretkey = sec
+        transfers, by_tid = self._transfers, self._by_tid
+        last_rx = 0.0
+        last_ping = 0.0
+        try:
+            sock.connect(self.address)
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(self._wake_r, zmq.POLLIN)
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now - last_ping >= self.heartbeat_s:
+                    last_ping = now
+                    op = "ping" if self.state == "connected" else "hello"
+                    self._raw_send(sock, P.request(op, self._hello_args(), rid=f"_{op}", deadline_ms=None))
+                if self.state == "connected" and now - last_rx > self.dead_after_s:
+                    self._set_state("disconnected", "no answer from the bridge")
+                for sock_or_fd, _ in poller.poll(50):
+                    if sock_or_fd == self._wake_r:
+                        with contextlib.suppress(BlockingIOError, OSError):
+                            os.read(self._wake_r, 4096)
+                    else:
+                        while True:
+                            try:
+                                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                            except zmq.Again:
+                                break
+                            last_rx = time.monotonic()
+                            self._on_frames(sock, frames, transfers, by_tid)
+                self._drain_outbox(sock, transfers)
+        except Exception as exc:  # the IO thread must never die silently
+            log.exception("bridge IO thread stopped")
+            self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
+        finally:
+            for t in list(transfers.values()) + list(by_tid.values()):
+                self._close_transfer(t)
+            with contextlib.suppress(zmq.ZMQError):
+                sock.close(0)
+
+    def _hello_args(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "pid": os.getpid(), **self.info}
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        if state != self.state:
+            self.state = state
+            self.last_error = reason
+            self._inbox.put(("state", state))
+
+    def _raw_send(self, sock: Any, msg: dict[str, Any], data: bytes | None = None) -> bool:
+        frames = [P.encode(msg)] if data is None else [P.encode(msg), data]
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def _drain_outbox(self, sock: Any, transfers: dict[Any, Transfer]) -> None:
+        while True:
+            try:
+                kind, item = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "fetch":
+                self._start_fetch(sock, item, transfers)
+            elif not self._raw_send(sock, item) and "id" in item:
+                # pump() drops it if nobody waits for an answer (credit, abort)
+                self._inbox.put(("reply", P.error(item["id"], P.UNAVAILABLE, "the bridge is not connected")))
+
+    def _on_frames(self, sock: Any, frames: list[Any], transfers: dict[Any, Transfer],
+                   by_tid: dict[int, Transfer]) -> None:
+        try:
+            msg = P.decode(frames[0].bytes)
+        except P.ProtocolError as exc:
+            log.warning("dropped a bad message from the bridge: %s", exc)
+            return
+        rid = msg.get("id")
+        if rid in ("_hello", "_ping"):
+            if msg.get("ok"):
+                if rid == "_hello":
+                    self.session = msg.get("result")
+                self._set_state("connected")
+            elif rid == "_ping":  # the bridge restarted and forgot us: register again
+                self._raw_send(sock, P.request("hello", self._hello_args(), rid="_hello", deadline_ms=None))
+            return
+        if rid is not None and rid in transfers:
+            self._fetch_reply(sock, transfers.pop(rid), msg, by_tid)
+            return
+        name = msg.get("event")
+        if name in ("fetch.chunk", "fetch.done", "fetch.error"):
+            t = by_tid.get((msg.get("data") or {}).get("transfer"))
+            if t is not None:
+                self._fetch_event(sock, t, name, msg.get("data") or {}, frames[1] if len(frames) > 1 else None, by_tid)
+            return
+        if name is not None:
+            self._inbox.put(("event", msg))
+        elif rid is not None:
+            self._inbox.put(("reply", msg))
+
+    # -- fetch (IO thread) -----------------------------------------------------------------------------------
+    def _start_fetch(self, sock: Any, t: Transfer, transfers: dict[Any, Transfer]) -> None:
+        args: dict[str, Any] = {**t.source, "chunk": t.chunk_size, "window": t.window, "offset": 0}
+        h = _hasher()
+        if t.part.exists() and t.meta.exists():
+            try:
+                meta = json.loads(t.meta.read_text())
+                if meta.get("source") == t.source:
+                    with open(t.part, "rb") as fh:
+                        while chunk := fh.read(4 << 20):
+                            h.update(chunk)
+                    args["offset"] = t.part.stat().st_size
+                    args["expect"] = {"size": meta["size"], "mtime_ns": meta["mtime_ns"]}
+            except (OSError, ValueError, KeyError):
+                h = _hasher()
+                args["offset"] = 0
+        if args["offset"] == 0:
+            h = _hasher()
+        t._hash = h
+        t.resumed_from = t.received = args["offset"]
+        msg = P.request("fetch", args, deadline_ms=30_000)
+        t._request_id = msg["id"]
+        transfers[msg["id"]] = t
+        if not self._raw_send(sock, msg):
+            transfers.pop(msg["id"], None)
+            self._fail(t, P.RemoteError(P.UNAVAILABLE, "the bridge is not connected"))
+
+    def _fetch_reply(self, sock: Any, t: Transfer, msg: dict[str, Any], by_tid: dict[int, Transfer]) -> None:
+        if not msg.get("ok"):
+            err = msg.get("error") or {}
+            if err.get("code") == P.CONFLICT and t.resumed_from:
+                # The file changed since the partial download: start again from zero.
+                for p in (t.part, t.meta):
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+                self._start_fetch(sock, t, self._transfers)  # answered under a fresh request id
+                return
+            self._fail(t, P.RemoteError(str(err.get("code")), str(err.get("message"))))
+            return
+        r = msg["result"]
+        t.transfer_id, t.size = r["transfer"], r["size"]
+        t.meta.write_text(json.dumps({"source": t.source, "size": r["size"], "mtime_ns": r["mtime_ns"]}))
+        t._fh = open(t.part, "r+b" if t.resumed_from else "wb")  # noqa: SIM115 - closed by _close_transfer
+        t._fh.seek(t.resumed_from)
+        t._fh.truncate()
+        by_tid[t.transfer_id] = t
+        self._inbox.put(("transfer", (t, "progress")))
+
+    def _fetch_event(self, sock: Any, t: Transfer, name: str, data: dict[str, Any], frame: Any,
+                     by_tid: dict[int, Transfer]) -> None:
+        if name == "fetch.chunk" and frame is not None:
+            buf = frame.buffer
+            if data.get("offset") != t.received:
+                self._fail(t, P.RemoteError(P.INTERNAL, "chunks arrived out of order"), by_tid)
+                return
+            t._fh.write(buf)
+            t._hash.update(buf)
+            t.received += len(buf)
+            t._unacked += 1
+            if t._unacked >= max(1, t.window // 2):
+                self._raw_send(sock, P.request("credit", {"transfer": t.transfer_id, "n": t._unacked},
+                                               deadline_ms=None))
+                t._unacked = 0
+            self._inbox.put(("transfer", (t, "progress")))
+        elif name == "fetch.done":
+            by_tid.pop(t.transfer_id, None)
+            t._fh.flush()
+            os.fsync(t._fh.fileno())
+            t._fh.close()
+            t._fh = None
+            digest = t._hash.hexdigest()
+            if t.received != t.size or digest != data.get("hash"):
+                for p in (t.part, t.meta):
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+                self._fail(t, P.RemoteError(P.CONFLICT, "verification failed: the received file does not match"))
+                return
+            os.replace(t.part, t.dest)
+            with contextlib.suppress(FileNotFoundError):
+                t.meta.unlink()
+            t.done = True
+            self._inbox.put(("transfer", (t, "done")))
+        elif name == "fetch.error":
+            self._fail(t, P.RemoteError(str(data.get("code", P.INTERNAL)), str(data.get("message", ""))), by_tid)
+
+    def _fail(self, t: Transfer, err: P.RemoteError, by_tid: dict[int, Transfer] | None = None) -> None:
+        if by_tid is not None and t.transfer_id is not None:
+            by_tid.pop(t.transfer_id, None)
+        self._close_transfer(t)
+        t.error = err
+        self._inbox.put(("transfer", (t, "error")))
+
+    @staticmethod
+    def _close_transfer(t: Transfer) -> None:
+        if t._fh is not None:
+            with contextlib.suppress(OSError):
+                t._fh.close()
+            t._fh = None
+
+
+@contextlib.contextmanager
+def _logged() -> Any:
+    try:
+        yield
+    except Exception:
+        log.exception("bridge callback failed")
+
+
+def _key(k: bytes | str | None) -> bytes | None:
+    if k is None:
+        return None
+    return k.encode("ascii") if isinstance(k, str) else k

@@ -1,0 +1,136 @@
+"""What the service lets through: loopback unless authenticated, files only inside the roots."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+from pathlib import Path
+
+import platformdirs
+
+from ..errors import MediaIdxError, UsageError
+
+
+class Forbidden(MediaIdxError):
+    """A request for something outside what the bridge serves."""
+
+
+def default_keys_dir() -> Path:
+    env = os.environ.get("MEDIAIDX_KEYS")
+    return Path(env) if env else platformdirs.user_config_path("mediaidx") / "keys"
+
+
+def endpoint_is_local(endpoint: str) -> bool:
+    """tcp on a loopback address, ipc (file permissions) and inproc are local; anything else is exposed."""
+    m = re.fullmatch(r"(\w+)://(.+)", endpoint)
+    if not m:
+        raise UsageError(f"bad bind address {endpoint!r} (use tcp://HOST:PORT)")
+    scheme, rest = m.group(1).lower(), m.group(2)
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        raise UsageError(f"bad bind address {endpoint!r}: transport {scheme!r} is not supported")
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or interface name: treat as exposed
+
+
+class Keys:
+    """CURVE keys in one folder: server.key / server.key_secret, and authorized/ with one public key per
+    client allowed in (``mediaidx keys`` writes them)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def server_public(self) -> Path:
+        return self.folder / "server.key"
+
+    @property
+    def server_secret(self) -> Path:
+        return self.folder / "server.key_secret"
+
+    @property
+    def authorized(self) -> Path:
+        return self.folder / "authorized"
+
+    def exist(self) -> bool:
+        return self.server_secret.is_file() and self.authorized.is_dir()
+
+    def create_server(self) -> tuple[Path, bool]:
+        """Make the server key pair unless it exists; returns (public key file, created)."""
+        import zmq.auth
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.authorized.mkdir(exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        if self.server_secret.exists():
+            return self.server_public, False
+        pub, sec = zmq.auth.create_certificates(self.folder, "server")
+        os.chmod(sec, 0o600)
+        return Path(pub), True
+
+    def create_client(self, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
+        """A client key pair, authorized here; the secret key file goes to the client's machine."""
+        import zmq.auth
+
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise UsageError(f"client name {name!r}: letters, digits, '.', '-' and '_' only")
+        out = Path(out_dir) if out_dir else self.folder / "clients"
+        out.mkdir(parents=True, exist_ok=True)
+        pub, sec = zmq.auth.create_certificates(out, name)
+        os.chmod(sec, 0o600)
+        self.authorize(Path(pub))
+        return Path(pub), Path(sec)
+
+    def authorize(self, public_key_file: Path) -> Path:
+        self.authorized.mkdir(parents=True, exist_ok=True)
+        dest = self.authorized / Path(public_key_file).name
+        shutil.copyfile(public_key_file, dest)
+        return dest
+
+    def load_server(self) -> tuple[bytes, bytes]:
+        import zmq.auth
+
+        pub, sec = zmq.auth.load_certificate(self.server_secret)
+        if not sec:
+            raise UsageError(f"{self.server_secret}: no secret key in it")
+        return pub, sec
+
+    def public_text(self) -> str:
+        import zmq.auth
+
+        return zmq.auth.load_certificate(self.server_public)[0].decode("ascii")
+
+
+def load_client_keys(secret_file: str | os.PathLike[str]) -> tuple[bytes, bytes]:
+    import zmq.auth
+
+    pub, sec = zmq.auth.load_certificate(secret_file)
+    if not sec:
+        raise UsageError(f"{secret_file}: not a secret key file")
+    return pub, sec
+
+
+def contained(path: str | bytes, roots: list[str]) -> bytes:
+    """The real path of ``path`` if it lies inside one of ``roots`` after resolving symlinks; Forbidden
+    otherwise. Relative paths and '..' components are refused outright."""
+    p = os.fsencode(path)
+    if not os.path.isabs(p):
+        raise Forbidden("only absolute paths inside the bridge's roots can be served")
+    if b".." in p.split(b"/"):
+        raise Forbidden("'..' is not allowed in paths")
+    real = os.path.realpath(p)
+    for root in roots:
+        if "://" in root:
+            continue
+        r = os.path.realpath(os.fsencode(root))
+        if real == r or real.startswith(r.rstrip(b"/") + b"/"):
+            return real
+    raise Forbidden("not inside any of the bridge's roots (symlinks are followed before checking)")

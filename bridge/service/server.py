@@ -1,0 +1,594 @@
+"""`mediaidx serve`: the ZeroMQ bridge between the catalog and Blender sessions (docs/protocol.md).
+
+One thread owns the ROUTER socket and does everything quick: decoding, validation, catalog queries,
+session bookkeeping, pushing shots, streaming file chunks under credit. Slow work (probes, thumbnails,
+scans) runs on worker threads with their own catalog connections and hands its replies and events back
+through a queue that wakes the loop. A malformed or oversized message gets an error reply or is dropped;
+nothing a peer sends can stop the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+import zmq
+
+from blender_mediaidx.core import protocol as P
+
+from ..catalog import search as search_mod
+from ..errors import MediaIdxError, NotFoundError, UsageError
+from ..indexer import MediaIndexer
+from ..scan import ScanEvent
+from .security import Forbidden, Keys, contained, endpoint_is_local
+
+log = logging.getLogger(__name__)
+
+SESSION_TTL_S = 30.0
+TRANSFER_IDLE_S = 120.0
+MAX_CHUNK = 4 << 20
+MAX_WINDOW = 64
+SEARCH_LIMIT_MAX = 1000
+
+
+@dataclass
+class Session:
+    identity: bytes
+    name: str
+    kind: str
+    info: dict[str, Any]
+    connected_at: float
+    last_seen: float
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "connected_at": self.connected_at,
+                "last_seen": self.last_seen, **{k: v for k, v in self.info.items() if k in ("pid", "blender", "host")}}
+
+
+@dataclass
+class OutTransfer:
+    tid: int
+    identity: bytes
+    fd: int
+    size: int
+    offset: int
+    chunk: int
+    credit: int
+    hasher: Any
+    last_activity: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    identity: bytes
+    cancel: threading.Event
+    state: str = "running"
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    last_event: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        return {"job": self.id, "kind": self.kind, "state": self.state, "progress": self.progress}
+
+
+class BridgeServer:
+    """Serve one catalog. ``run()`` blocks until ``stop()``; ``bound`` holds the actual endpoint."""
+
+    def __init__(self, catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://127.0.0.1:5557",
+                 cache_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None,
+                 workers: int = 2) -> None:
+        self.catalog = catalog
+        self.cache_dir = cache_dir
+        self.bind = bind
+        self.keys = Keys(Path(keys_dir)) if keys_dir else None
+        self.local = endpoint_is_local(bind)
+        if not self.local and (self.keys is None or not self.keys.exist()):
+            raise UsageError(
+                f"refusing to listen on {bind} without authentication: create keys with `mediaidx keys` and pass "
+                "--keys DIR (only clients whose public key is in DIR/authorized get in), or bind to 127.0.0.1")
+        self.ix = MediaIndexer(catalog, cache_dir=cache_dir)
+        self.bound: str | None = None
+        self.sessions: dict[bytes, Session] = {}
+        self.transfers: dict[int, OutTransfer] = {}
+        self.jobs: dict[int, Job] = {}
+        self._next_tid = 1
+        self._next_job = 1
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._results: queue.Queue[tuple[bytes, dict[str, Any], bytes | None]] = queue.Queue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mediaidx-worker")
+        self._local = threading.local()
+        self.stats = {"requests": 0, "bad": 0}
+        self._handlers: dict[str, Callable[[bytes, Any, dict[str, Any]], Any]] = {
+            "hello": self._hello, "ping": self._ping, "search": self._search, "recent": self._recent,
+            "stats": self._stats, "show": self._show, "sessions": self._sessions, "push": self._push,
+            "jobs": self._jobs, "cancel": self._cancel, "fetch": self._fetch, "credit": self._credit,
+            "abort": self._abort, "probe": self._probe, "thumbnail": self._thumbnail, "scan": self._scan,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def wait_ready(self, timeout: float = 10) -> str:
+        if not self._ready.wait(timeout):
+            raise MediaIdxError("bridge did not start")
+        return self.bound or self.bind
+
+    def run(self, on_ready: Callable[[str], None] | None = None) -> None:
+        ctx = zmq.Context.instance()
+        auth = None
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)   # errors instead of silent drops to vanished peers
+        sock.setsockopt(zmq.MAXMSGSIZE, P.MAX_MESSAGE_BYTES)  # larger frames: the peer is disconnected
+        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.RCVHWM, 10_000)
+        try:
+            if self.keys is not None and self.keys.exist():
+                from zmq.auth.thread import ThreadAuthenticator
+
+                auth = ThreadAuthenticator(ctx)
+                auth.start()
+                auth.configure_curve(domain="*", location=str(self.keys.authorized))
+                pub, sec = self.keys.load_server()
+                sock.curve_server = True
+                sock.curve_publickey = pub
+                sock.curve_secretkey = sec
+            try:
+                sock.bind(self.bind)
+            except zmq.ZMQError as exc:
+                raise UsageError(f"cannot listen on {self.bind}: {exc}") from None
+            self.bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._ready.set()
+            if on_ready:
+                on_ready(self.bound)
+            self._loop(sock)
+        finally:
+            self._ready.set()
+            for job in self.jobs.values():
+                job.cancel.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            for t in list(self.transfers.values()):
+                self._close_transfer(t)
+            with contextlib.suppress(zmq.ZMQError):
+                sock.close(0)
+            if auth is not None:
+                auth.stop()
+            self.ix.close()
+
+    def _loop(self, sock: Any) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        last_sweep = time.monotonic()
+        while not self._stop.is_set():
+            busy = any(t.credit > 0 for t in self.transfers.values())
+            for item, _ in poller.poll(0 if busy else 200):
+                if item == self._wake_r:
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                for _ in range(1000):  # bounded, so transfers and results still get their turn
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_message(sock, frames)
+            self._send_results(sock)
+            self._stream(sock)
+            if time.monotonic() - last_sweep > 5:
+                last_sweep = time.monotonic()
+                self._sweep()
+
+    # -- messages --------------------------------------------------------------------------------------
+    def _on_message(self, sock: Any, frames: list[bytes]) -> None:
+        self.stats["requests"] += 1
+        identity = frames[0]
+        if len(frames) < 2:
+            self.stats["bad"] += 1
+            return
+        try:
+            msg = P.decode(frames[1])
+        except P.ProtocolError as exc:
+            self.stats["bad"] += 1
+            self._send(sock, identity, P.error(None, exc.code, exc.message))
+            return
+        try:
+            rid, op, args, deadline = P.check_request(msg)
+        except P.ProtocolError as exc:
+            self.stats["bad"] += 1
+            rid = msg.get("id") if isinstance(msg.get("id"), int | str) else None
+            self._send(sock, identity, P.error(rid, exc.code, exc.message))
+            return
+        session = self.sessions.get(identity)
+        if session is not None:
+            session.last_seen = time.time()
+        started = time.monotonic()
+        try:
+            result = self._handlers[op](identity, rid, args)
+        except P.ProtocolError as exc:
+            self._send(sock, identity, P.error(rid, exc.code, exc.message))
+            return
+        except Forbidden as exc:
+            self._send(sock, identity, P.error(rid, P.FORBIDDEN, str(exc)))
+            return
+        except NotFoundError as exc:
+            self._send(sock, identity, P.error(rid, P.NOT_FOUND, str(exc)))
+            return
+        except MediaIdxError as exc:
+            self._send(sock, identity, P.error(rid, P.BAD_REQUEST, str(exc)))
+            return
+        except Exception as exc:  # a handler bug answers with an error; the loop goes on
+            log.exception("op %s failed", op)
+            self._send(sock, identity, P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            return
+        if result is _NO_REPLY or op in ("credit", "abort"):
+            return
+        if deadline is not None and (time.monotonic() - started) * 1000 > deadline:
+            return  # the caller has given up; do not answer late
+        self._send(sock, identity, P.ok(rid, result))
+
+    def _send(self, sock: Any, identity: bytes, msg: dict[str, Any], data: bytes | memoryview | None = None) -> bool:
+        frames: list[Any] = [identity, P.encode(msg)] if data is None else [identity, P.encode(msg), data]
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK, copy=data is None)
+            return True
+        except zmq.ZMQError as exc:  # EHOSTUNREACH (peer gone) or EAGAIN (peer not reading)
+            log.info("could not send to %r: %s", identity, exc)
+            return False
+
+    def _send_results(self, sock: Any) -> None:
+        while True:
+            try:
+                identity, msg, data = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._send(sock, identity, msg, data)
+
+    def _post(self, identity: bytes, msg: dict[str, Any]) -> None:
+        """From any thread: queue a message for the loop to send."""
+        self._results.put((identity, msg, None))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for identity, s in list(self.sessions.items()):
+            if now - s.last_seen > SESSION_TTL_S:
+                del self.sessions[identity]
+        mono = time.monotonic()
+        for t in list(self.transfers.values()):
+            if mono - t.last_activity > TRANSFER_IDLE_S:
+                self._close_transfer(t)
+        for job_id, job in list(self.jobs.items()):
+            if job.state != "running" and time.time() - job.progress.get("finished_at", time.time()) > 3600:
+                del self.jobs[job_id]
+
+    # -- per-thread catalog access ---------------------------------------------------------------------
+    def _worker_ix(self) -> MediaIndexer:
+        ix = getattr(self._local, "ix", None)
+        if ix is None:
+            ix = self._local.ix = MediaIndexer(self.catalog, cache_dir=self.cache_dir)
+        return ix
+
+    def _roots(self) -> list[str]:
+        return [r["url"] for r in self.ix.roots()]
+
+    # -- ops: sessions -----------------------------------------------------------------------------------
+    def _hello(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        name = P.arg(args, "name", str, required=True)
+        if not 0 < len(name) <= 64:
+            raise P.ProtocolError(P.BAD_REQUEST, "session name must be 1 to 64 characters")
+        kind = P.arg(args, "kind", str, "blender")[:32]
+        info = {k: v for k, v in args.items() if k in ("pid", "blender", "host") and isinstance(v, int | str)}
+        for other, s in list(self.sessions.items()):  # a restarted Blender takes over its name
+            if s.name == name and other != identity:
+                del self.sessions[other]
+        now = time.time()
+        old = self.sessions.get(identity)
+        self.sessions[identity] = Session(identity, name, kind, info, old.connected_at if old else now, now)
+        from .. import __version__
+
+        return {"session": name, "bridge": __version__, "protocol": P.PROTOCOL_VERSION,
+                "roots": self._roots(), "local": self.local}
+
+    def _ping(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        if identity not in self.sessions and "name" in args:
+            raise P.ProtocolError(P.NOT_FOUND, "unknown session: say hello again")
+        return {"time": time.time()}
+
+    def _sessions(self, identity: bytes, rid: Any, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s.public() for s in sorted(self.sessions.values(), key=lambda s: s.name)]
+
+    def _push(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        to = P.arg(args, "to", str, required=True)
+        shots = P.arg(args, "shots", list, required=True)
+        if not shots or len(shots) > 500:
+            raise P.ProtocolError(P.BAD_REQUEST, "push 1 to 500 shots")
+        target = next((s for s in self.sessions.values() if s.name == to), None)
+        if target is None:
+            known = ", ".join(sorted(s.name for s in self.sessions.values())) or "none"
+            raise NotFoundError(f"no Blender session named {to!r} (connected: {known})")
+        out = []
+        for shot in shots:
+            if not isinstance(shot, dict):
+                raise P.ProtocolError(P.BAD_REQUEST, "each shot is a map with an 'asset'")
+            asset_id = P.arg(shot, "asset", int, required=True)
+            mode = P.arg(shot, "mode", str, "clip")
+            if mode not in ("clip", "camera-bg", "strip", "plane"):
+                raise P.ProtocolError(P.BAD_REQUEST, f"unknown import mode {mode!r}")
+            out.append({"mode": mode, "asset": self._asset_dict(asset_id)})
+        sender = self.sessions.get(identity)
+        sock_msg = P.event("shots", {"shots": out, "from": sender.name if sender else "mediaidx"})
+        self._results.put((target.identity, sock_msg, None))
+        return {"delivered": len(out), "to": target.name}
+
+    # -- ops: catalog ------------------------------------------------------------------------------------
+    def _search(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        query = P.arg(args, "query", str, "")
+        filters = P.arg(args, "filters", dict, {})
+        limit = min(max(P.arg(args, "limit", int, 50), 1), SEARCH_LIMIT_MAX)
+        offset = max(P.arg(args, "offset", int, 0), 0)
+        try:
+            flt = search_mod.SearchFilters.from_kwargs(**filters, limit=limit, offset=offset)
+        except TypeError:
+            raise P.ProtocolError(P.BAD_REQUEST, "bad filters") from None
+        conn = self.ix._read_db().conn
+        results = search_mod.search(conn, query or None, flt, self.ix.thumbs_dir)
+        total = search_mod.count(conn, query or None, flt) if args.get("count", True) else None
+        return {"total": total, "offset": offset, "results": [_public_asset(a) for a in results]}
+
+    def _recent(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        n = min(max(P.arg(args, "n", int, 20), 1), SEARCH_LIMIT_MAX)
+        return {"results": [_public_asset(a) for a in self.ix.get_recent(n, kind=P.arg(args, "kind", str, None))]}
+
+    def _stats(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        return self.ix.stats().to_dict()
+
+    def _show(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        return self._asset_dict(P.arg(args, "asset", int, required=True))
+
+    def _asset_dict(self, asset_id: int) -> dict[str, Any]:
+        a = search_mod.get_asset(self.ix._read_db().conn, asset_id, self.ix.thumbs_dir)
+        d = _public_asset(a)
+        d["probe"] = a.probe
+        return d
+
+    def _jobs(self, identity: bytes, rid: Any, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return [j.public() for j in self.jobs.values()]
+
+    def _cancel(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        job = self.jobs.get(P.arg(args, "job", int, required=True))
+        if job is None:
+            raise NotFoundError("no such job")
+        job.cancel.set()
+        return {"job": job.id, "state": "cancelling" if job.state == "running" else job.state}
+
+    # -- ops on worker threads -----------------------------------------------------------------------------
+    def _in_worker(self, identity: bytes, rid: Any, fn: Callable[[MediaIndexer], Any]) -> object:
+        def run() -> None:
+            try:
+                msg = P.ok(rid, fn(self._worker_ix()))
+            except Forbidden as exc:
+                msg = P.error(rid, P.FORBIDDEN, str(exc))
+            except (NotFoundError, FileNotFoundError) as exc:
+                msg = P.error(rid, P.NOT_FOUND, str(exc))
+            except MediaIdxError as exc:
+                msg = P.error(rid, P.BAD_REQUEST, str(exc))
+            except Exception as exc:
+                log.exception("worker op failed")
+                msg = P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self._post(identity, msg)
+
+        self._pool.submit(run)
+        return _NO_REPLY
+
+    def _probe(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+        if "asset" in args:
+            asset_id = P.arg(args, "asset", int, required=True)
+            return self._in_worker(identity, rid, lambda ix: ix.get(asset_id).probe)
+        path = contained(P.arg(args, "path", str, required=True), self._roots())
+        return self._in_worker(identity, rid, lambda ix: ix.probe(os.fsdecode(path)))
+
+    def _thumbnail(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+        asset_id = P.arg(args, "asset", int, required=True)
+
+        def make(ix: MediaIndexer) -> dict[str, Any]:
+            from ..scan.analyze import Task, analyze
+
+            a = ix.get(asset_id)
+            if a.thumb and Path(a.thumb).is_file():
+                return {"asset": asset_id, "format": Path(a.thumb).suffix.lstrip("."), "data": Path(a.thumb).read_bytes()}
+            url, rel = search_mod.native_path(ix._read_db().conn, asset_id)
+            out = analyze(Task(url, rel, a.size, a.kind, want_thumb=True, thumbs_dir=str(ix.thumbs_dir)))
+            if not out.thumb:
+                raise NotFoundError(out.thumb_error or out.error or "no thumbnail for this asset")
+            data = (ix.thumbs_dir / out.thumb).read_bytes()
+            return {"asset": asset_id, "format": Path(out.thumb).suffix.lstrip("."), "data": data}
+
+        return self._in_worker(identity, rid, make)
+
+    def _scan(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        roots = P.arg(args, "roots", list, None) or self._roots()
+        if not roots or not all(isinstance(r, str) for r in roots):
+            raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
+        if any(j.kind == "scan" and j.state == "running" for j in self.jobs.values()):
+            raise P.ProtocolError(P.CONFLICT, "a scan is already running")
+        opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed") if k in args}
+        job = Job(self._next_job, "scan", identity, threading.Event())
+        self._next_job += 1
+        self.jobs[job.id] = job
+
+        def progress(ev: ScanEvent) -> None:
+            job.progress = {"phase": ev.phase, "root": ev.root, "folders": ev.folders, "files": ev.files,
+                            "work_done": ev.work_done, "work_total": ev.work_total}
+            now = time.monotonic()
+            if now - job.last_event >= 0.2 or ev.phase == "done":
+                job.last_event = now
+                self._post(job.identity, P.event("job.progress", {"job": job.id, **job.progress}))
+
+        def run() -> None:
+            try:
+                with MediaIndexer(self.catalog, cache_dir=self.cache_dir) as ix:
+                    summary = ix.scan(*roots, progress=progress, cancel=job.cancel, **opts)
+                d = summary.to_dict()
+                d["issues"] = d["issues"][:100]
+                job.state = "done" if summary.complete else "cancelled" if job.cancel.is_set() else "incomplete"
+                job.result = d
+                done = {"job": job.id, "state": job.state, "summary": d}
+            except MediaIdxError as exc:
+                job.state = "failed"
+                done = {"job": job.id, "state": "failed", "error": str(exc)}
+            except Exception as exc:
+                log.exception("scan job failed")
+                job.state = "failed"
+                done = {"job": job.id, "state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            job.progress["finished_at"] = time.time()
+            self._post(job.identity, P.event("job.done", done))
+
+        threading.Thread(target=run, name=f"mediaidx-scan-{job.id}", daemon=True).start()
+        return {"job": job.id}
+
+    # -- fetch ------------------------------------------------------------------------------------------------
+    def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+        chunk = min(max(P.arg(args, "chunk", int, 1 << 20), 4096), MAX_CHUNK)
+        window = min(max(P.arg(args, "window", int, 8), 1), MAX_WINDOW)
+        offset = P.arg(args, "offset", int, 0)
+        roots = self._roots()
+        if "asset" in args:
+            url, rel = search_mod.native_path(self.ix._read_db().conn, P.arg(args, "asset", int, required=True))
+            path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
+        elif "thumbnail" in args:
+            a = self.ix.get(P.arg(args, "thumbnail", int, required=True))
+            if not a.thumb:
+                raise NotFoundError("this asset has no thumbnail yet")
+            path = os.fsencode(a.thumb)
+        else:
+            path = contained(P.arg(args, "path", str, required=True), roots)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFoundError("the file is not there any more") from None
+        except OSError as exc:
+            raise Forbidden(f"cannot read the file: {exc.strerror}") from None
+        st = os.fstat(fd)
+        expect = args.get("expect")
+        if isinstance(expect, dict) and (expect.get("size") != st.st_size or expect.get("mtime_ns") != st.st_mtime_ns):
+            os.close(fd)
+            raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
+        if not 0 <= offset <= st.st_size:
+            os.close(fd)
+            raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.st_size} bytes)")
+        hasher = xxhash.xxh3_128()
+        pos = 0
+        while pos < offset:  # a resumed fetch is verified over the whole file, so hash what the client has
+            data = os.pread(fd, min(8 << 20, offset - pos), pos)
+            if not data:
+                break
+            hasher.update(data)
+            pos += len(data)
+        t = OutTransfer(self._next_tid, identity, fd, st.st_size, offset, chunk, window, hasher)
+        self._next_tid += 1
+        self.transfers[t.tid] = t
+        return {"transfer": t.tid, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset,
+                "hash": "xxh3_128", "chunk": chunk, "window": window}
+
+    def _credit(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+        t = self.transfers.get(P.arg(args, "transfer", int, required=True))
+        if t is not None and t.identity == identity:
+            t.credit = min(t.credit + max(P.arg(args, "n", int, 1), 0), MAX_WINDOW)
+            t.last_activity = time.monotonic()
+        return _NO_REPLY
+
+    def _abort(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+        t = self.transfers.get(P.arg(args, "transfer", int, required=True))
+        if t is not None and t.identity == identity:
+            self._close_transfer(t)
+        return _NO_REPLY
+
+    def _stream(self, sock: Any) -> None:
+        """Send what the clients have credit for, a few chunks per transfer per turn (fair, responsive)."""
+        for t in list(self.transfers.values()):
+            for _ in range(4):
+                if t.credit <= 0 or t.tid not in self.transfers:
+                    break
+                if t.offset >= t.size:
+                    self._finish(sock, t)
+                    break
+                try:
+                    data = os.pread(t.fd, min(t.chunk, t.size - t.offset), t.offset)
+                except OSError as exc:
+                    self._send(sock, t.identity, P.event("fetch.error", {"transfer": t.tid, "code": P.UNAVAILABLE,
+                                                                          "message": exc.strerror or str(exc)}))
+                    self._close_transfer(t)
+                    break
+                if not data:  # the file shrank under us
+                    self._send(sock, t.identity, P.event("fetch.error", {
+                        "transfer": t.tid, "code": P.CONFLICT, "message": "the file changed during the transfer"}))
+                    self._close_transfer(t)
+                    break
+                if not self._send(sock, t.identity, P.event("fetch.chunk", {"transfer": t.tid, "offset": t.offset}),
+                                  data):
+                    self._close_transfer(t)  # the client is gone; it resumes with a new fetch
+                    break
+                t.hasher.update(data)
+                t.offset += len(data)
+                t.credit -= 1
+                t.last_activity = time.monotonic()
+            if t.tid in self.transfers and t.offset >= t.size and t.credit > 0:
+                self._finish(sock, t)
+
+    def _finish(self, sock: Any, t: OutTransfer) -> None:
+        self._send(sock, t.identity, P.event("fetch.done", {"transfer": t.tid, "size": t.size,
+                                                            "hash": t.hasher.hexdigest()}))
+        self._close_transfer(t)
+
+    def _close_transfer(self, t: OutTransfer) -> None:
+        self.transfers.pop(t.tid, None)
+        with contextlib.suppress(OSError):
+            os.close(t.fd)
+
+
+_NO_REPLY = object()
+
+
+def _public_asset(a: Any) -> dict[str, Any]:
+    d = a.to_dict()
+    d.pop("probe", None)
+    return d
+
+
+def serve(catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://127.0.0.1:5557",
+          cache_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the bridge in this thread until SIGINT/SIGTERM."""
+    import signal
+
+    server = BridgeServer(catalog, bind=bind, cache_dir=cache_dir, keys_dir=keys_dir)
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[sig] = signal.signal(sig, lambda *_: server.stop())
+    try:
+        server.run(on_ready)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
