@@ -1,0 +1,300 @@
+"""The bridge service over real ZeroMQ sockets on loopback, with a real `mediaidx serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+import zmq
+
+from blender_mediaidx.core import protocol as P
+from blender_mediaidx.core.client import BridgeClient
+from bridge import MediaIndexer, synth
+
+CLI = [sys.executable, "-m", "bridge.cli.app"]
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(media root, catalog, cache) with three clips scanned."""
+    root = tmp_path / "media"
+    root.mkdir()
+    synth.make_video(root / "sh010_plate.mov", frames=12, width=64, height=48, audio=synth.tone())
+    synth.make_video(root / "sh020_plate.mp4", frames=10, width=64, height=48)
+    (root / "big.bin.mov").write_bytes(os.urandom(3 << 20) + b"tail")  # not media: fails the probe, still served
+    synth.make_image(root / "ref.jpg", width=32, height=32)
+    cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        ix.scan(root, thumbs=True)
+    return root, cat, cache
+
+
+def connect(endpoint: str, name: str = "tester", **kw: object) -> BridgeClient:
+    c = BridgeClient(endpoint, name=name, heartbeat_s=0.2, dead_after_s=1.0, **kw).start()
+    assert c.wait(lambda: c.state == "connected", 10), c.last_error
+    return c
+
+
+def asset_id(client: BridgeClient, name: str) -> int:
+    res = client.call("search", {"query": name.split(".")[0], "filters": {"status": None}})
+    return next(a["id"] for a in res["results"] if a["name"] == name)
+
+
+def test_hello_search_show_stats_sessions(library, bridge_process) -> None:
+    _root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    with connect(bridge.endpoint, "lighting-station") as c:
+        assert c.session["session"] == "lighting-station" and c.session["protocol"] == P.PROTOCOL_VERSION
+        found = c.call("search", {"query": "plate", "filters": {"kind": "video"}})
+        assert found["total"] == 2 and {a["name"] for a in found["results"]} == {"sh010_plate.mov", "sh020_plate.mp4"}
+        shown = c.call("show", {"asset": found["results"][0]["id"]})
+        assert shown["probe"]["streams"][0]["type"] in ("video", "audio")
+        assert c.call("stats")["by_kind"]["video"] >= 2
+        assert [s["name"] for s in c.call("sessions")] == ["lighting-station"]
+        with pytest.raises(P.RemoteError) as err:
+            c.call("show", {"asset": 9999})
+        assert err.value.code == P.NOT_FOUND
+        with pytest.raises(P.RemoteError) as err:
+            c.call("search", {"limit": "many"})
+        assert err.value.code == P.BAD_REQUEST and "limit" in err.value.message
+        thumb = c.call("thumbnail", {"asset": asset_id(c, "sh010_plate.mov")})
+        assert thumb["format"] == "jpg" and thumb["data"][:2] == b"\xff\xd8"
+
+
+def test_scan_job_reports_progress_and_can_be_cancelled(library, bridge_process) -> None:
+    root, cat, cache = library
+    for i in range(30):
+        synth.make_image(root / f"new_{i:02d}.png", width=16 + i, height=16)
+    bridge = bridge_process(cat, cache)
+    with connect(bridge.endpoint) as c:
+        progress, done = [], []
+        c.on("job.progress", lambda d, m: progress.append(d))
+        c.on("job.done", lambda d, m: done.append(d))
+        job = c.call("scan", {"thumbs": False})["job"]
+        assert c.wait(lambda: done, 60)
+        assert done[0]["job"] == job and done[0]["state"] == "done"
+        assert done[0]["summary"]["added"] == 30
+        assert progress and all(p["job"] == job for p in progress)
+        assert c.call("jobs")[0]["state"] == "done"
+        with pytest.raises(P.RemoteError):
+            c.call("cancel", {"job": 12345})
+
+
+def test_fetch_streams_verifies_and_resumes(library, bridge_process, tmp_path: Path) -> None:
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    src = root / "big.bin.mov"
+    dest = tmp_path / "dl" / "big.mov"
+    with connect(bridge.endpoint, "fetcher") as c:
+        big = asset_id(c, "big.bin.mov")
+        # Interrupt: stop the client after a few chunks (Blender closed mid-download).
+        got: list[int] = []
+        c.fetch(dest, asset=big, chunk_size=64 << 10, window=2, on_progress=lambda t: got.append(t.received))
+        assert c.wait(lambda: got and got[-1] >= 256 << 10, 20)
+    part = dest.with_name(dest.name + ".part")
+    assert part.exists() and not dest.exists()
+    partial = part.stat().st_size
+    assert 0 < partial < src.stat().st_size
+    # Resume with a new client: only the rest crosses the wire, the result is verified.
+    with connect(bridge.endpoint, "fetcher") as c:
+        t = c.fetch(dest, asset=big, chunk_size=256 << 10)
+        assert c.wait(lambda: t.finished, 30) and t.done, t.error
+        assert t.resumed_from >= partial - (256 << 10) and t.resumed_from > 0
+    assert dest.read_bytes() == src.read_bytes() and not part.exists()
+    # The bridge process killed mid-transfer: a new bridge, the same fetch resumes.
+    dest2 = tmp_path / "dl" / "again.mov"
+    with connect(bridge.endpoint, "fetcher") as c:
+        got = []
+        c.fetch(dest2, asset=big, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
+        assert c.wait(lambda: got and got[-1] >= 128 << 10, 20)
+        bridge.proc.kill()
+        bridge.proc.wait()
+    bridge2 = bridge_process(cat, cache)
+    with connect(bridge2.endpoint, "fetcher") as c:
+        t = c.fetch(dest2, asset=big)
+        assert c.wait(lambda: t.finished, 30) and t.done, t.error
+        assert t.resumed_from > 0
+    assert xxhash.xxh3_128(dest2.read_bytes()).digest() == xxhash.xxh3_128(src.read_bytes()).digest()
+
+
+def test_fetch_restarts_when_the_file_changed(library, bridge_process, tmp_path: Path) -> None:
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    src = root / "big.bin.mov"
+    dest = tmp_path / "dl" / "big.mov"
+    with connect(bridge.endpoint) as c:
+        big = asset_id(c, "big.bin.mov")
+        got: list[int] = []
+        c.fetch(dest, asset=big, chunk_size=64 << 10, window=2, on_progress=lambda t: got.append(t.received))
+        assert c.wait(lambda: got and got[-1] >= 128 << 10, 20)
+    src.write_bytes(os.urandom(1 << 20))  # re-rendered on the server meanwhile
+    with connect(bridge.endpoint) as c:
+        t = c.fetch(dest, asset=big)
+        assert c.wait(lambda: t.finished, 30) and t.done, t.error
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_only_files_inside_the_roots_are_served(library, bridge_process, tmp_path: Path) -> None:
+    root, cat, cache = library
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for you")
+    os.symlink(secret, root / "escape.mov")
+    os.symlink(tmp_path, root / "escape_dir")
+    bridge = bridge_process(cat, cache)
+    with connect(bridge.endpoint) as c:
+        for path in (str(secret), str(root / ".." / "secret.txt"), str(root / "escape.mov"),
+                     str(root / "escape_dir" / "secret.txt"), "relative/file.mov", "/etc/passwd"):
+            t = c.fetch(tmp_path / "x" / "out", path=path)
+            assert c.wait(lambda t=t: t.finished, 10)
+            assert t.error is not None and t.error.code == P.FORBIDDEN, (path, t.error)
+            with pytest.raises(P.RemoteError) as err:
+                c.call("probe", {"path": path})
+            assert err.value.code == P.FORBIDDEN
+        ok = c.fetch(tmp_path / "x" / "ref.jpg", path=str(root / "ref.jpg"))
+        assert c.wait(lambda: ok.finished, 10) and ok.done
+        assert not (tmp_path / "x" / "out").exists()
+
+
+def test_push_from_the_cli_reaches_the_named_session(library, bridge_process) -> None:
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    with connect(bridge.endpoint, "comp-01") as blender:
+        received: list[dict] = []
+        blender.on("shots", lambda d, m: received.append(d))
+        sid = asset_id(blender, "sh010_plate.mov")
+        r = subprocess.run([*CLI, "--catalog", str(cat), "push", str(sid), str(root / "sh020_plate.mp4"),
+                            "--to", "comp-01", "--mode", "strip", "--bridge", bridge.endpoint, "--json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"delivered": 2, "to": "comp-01"}
+        assert blender.wait(lambda: received, 10)
+        shots = received[0]["shots"]
+        assert [s["mode"] for s in shots] == ["strip", "strip"]
+        assert shots[0]["asset"]["id"] == sid and shots[0]["asset"]["probe"]["streams"]
+        assert shots[0]["asset"]["fps"] == "25/1"
+        bad = subprocess.run([*CLI, "--catalog", str(cat), "push", str(sid), "--to", "nobody", "--bridge",
+                              bridge.endpoint], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "no Blender session named 'nobody'" in bad.stderr
+        assert "comp-01" in bad.stderr
+
+
+def test_disconnect_is_noticed_and_the_session_comes_back(library, bridge_process, tmp_path: Path) -> None:
+    _root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    endpoint = bridge.endpoint
+    port = int(endpoint.rsplit(":", 1)[1])
+    c = connect(endpoint, "survivor")
+    states: list[str] = []
+    c.on("state", lambda s, m: states.append(s))
+    bridge.stop()
+    assert c.wait(lambda: c.state == "disconnected", 10)
+    failed: list[P.RemoteError] = []
+    c.request("search", {}, on_error=failed.append, timeout_s=0.5)
+    assert c.wait(lambda: failed, 5) and failed[0].code in (P.UNAVAILABLE, P.TIMEOUT)
+    # The bridge comes back on the same port: the client reconnects and registers again.
+    again = subprocess.Popen([*CLI, "--catalog", str(cat), "--cache-dir", str(cache), "serve", "--bind",
+                              f"tcp://127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in again.stdout.readline()
+        assert c.wait(lambda: c.state == "connected", 15)
+        assert "survivor" in [s["name"] for s in c.call("sessions")]
+        assert states[:2] == ["disconnected", "connected"]
+    finally:
+        c.stop()
+        again.terminate()
+        again.wait(10)
+
+
+def test_fuzzed_frames_never_stop_the_bridge(library, bridge_process) -> None:
+    _root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    ctx = zmq.Context.instance()
+    rng = random.Random(1234)
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(bridge.endpoint)
+    samples = [
+        P.encode({"v": 1}), P.encode({"v": 1, "id": 1}), P.encode({"v": 99, "id": 1, "op": "search"}),
+        P.encode({"v": 1, "id": 1, "op": "nope"}), P.encode({"v": 1, "id": [1], "op": "search"}),
+        P.encode({"v": 1, "id": 1, "op": "search", "args": []}), P.encode([1, 2, 3]), P.encode("text"),
+        P.encode({"v": 1, "id": 1, "op": "fetch", "args": {"asset": "x"}}),
+        P.encode({"v": 1, "id": 1, "op": "push", "args": {"to": 5, "shots": "all"}}),
+        P.encode({"v": 1, "id": 1, "op": "credit", "args": {"transfer": -1, "n": 10**9}}),
+        b"", b"\xc1", b"\x81\xa1v", b"\xdf\xff\xff\xff\xff",
+    ]
+    for i in range(3000):
+        kind = rng.random()
+        if kind < 0.4:
+            frames = [os.urandom(rng.randint(0, 300))]
+        elif kind < 0.7:
+            frames = [rng.choice(samples)]
+        elif kind < 0.85:
+            frames = [rng.choice(samples), os.urandom(rng.randint(0, 100))] * rng.randint(1, 3)
+        else:
+            body = bytearray(rng.choice(samples[:11]))
+            if body:
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            frames = [bytes(body)]
+        sock.send_multipart(frames)
+        if i % 500 == 0:
+            while sock.poll(0):
+                sock.recv_multipart()
+    # An oversized frame: libzmq drops that peer, the bridge carries on.
+    huge = ctx.socket(zmq.DEALER)
+    huge.setsockopt(zmq.LINGER, 0)
+    huge.connect(bridge.endpoint)
+    huge.send(b"\x00" * (P.MAX_MESSAGE_BYTES + 1024))
+    time.sleep(0.2)
+    sock.close(0)
+    huge.close(0)
+    with connect(bridge.endpoint, "after-fuzz") as c:
+        assert c.call("search", {"query": "plate"})["total"] == 2
+    assert bridge.proc.poll() is None
+
+
+def test_an_exposed_bridge_needs_keys_and_refuses_strangers(library, tmp_path: Path) -> None:
+    _root, cat, cache = library
+    refused = subprocess.run([*CLI, "--catalog", str(cat), "serve", "--bind", "tcp://0.0.0.0:0"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "refusing to listen" in refused.stderr
+    keys = tmp_path / "keys"
+    made = subprocess.run([*CLI, "keys", "--dir", str(keys), "--client", "studio-ws1"], capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    server_pub = (keys / "server.key")
+    proc = subprocess.Popen([*CLI, "--catalog", str(cat), "--cache-dir", str(cache), "serve", "--bind",
+                             "tcp://0.0.0.0:*", "--keys", str(keys)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "listening" in line, proc.stderr.read()
+        port = line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1]
+        endpoint = f"tcp://127.0.0.1:{port}"
+        from bridge.service.client import server_key_text
+        from bridge.service.security import load_client_keys
+
+        pub = server_key_text(str(server_pub))
+        # No keys at all; a key pair the bridge does not know: never connected.
+        for kw in ({}, {"server_public_key": pub}, {"server_public_key": pub, "client_keys": zmq.curve_keypair()}):
+            stranger = BridgeClient(endpoint, name="stranger", heartbeat_s=0.2, **kw).start()
+            try:
+                assert not stranger.wait(lambda s=stranger: s.state == "connected", 2.0)
+            finally:
+                stranger.stop()
+        friend = BridgeClient(endpoint, name="ws1", heartbeat_s=0.2, server_public_key=pub,
+                              client_keys=load_client_keys(keys / "clients" / "studio-ws1.key_secret")).start()
+        try:
+            assert friend.wait(lambda: friend.state == "connected", 10)
+            assert friend.call("search", {"query": "plate"})["total"] == 2
+        finally:
+            friend.stop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
