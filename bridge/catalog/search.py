@@ -73,6 +73,11 @@ ASSET_COLUMNS = (
     "  WHERE x.asset_id = a.id)"
 )
 FROM = " FROM assets a JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"
+# With words to match, the full-text index drives the query (CROSS JOIN fixes the loop order), so a page
+# of results in rowid (= recency) order stops after one page even when the words match everything.
+FROM_FTS = (" FROM asset_fts CROSS JOIN assets a ON a.id = asset_fts.rowid JOIN folders f ON f.id = a.folder_id"
+            " JOIN roots r ON r.id = f.root_id")
+RANK_LIMIT = 2000  # above this many matches, relevance ranking costs more than it tells: newest first instead
 
 
 def fts_query(text: str) -> str | None:
@@ -99,12 +104,13 @@ def fts_query(text: str) -> str | None:
 
 
 def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[Any]]:
-    joins, where, params = "", [], []
+    """(FROM ..., WHERE ..., parameters) for a query and filters."""
+    source, where, params = FROM, [], []
     if query and query.strip():
         match = fts_query(query)
         if match is None:
             raise UsageError(f"nothing to search for in {query!r}")
-        joins = " JOIN asset_fts ON asset_fts.rowid = a.id"
+        source = FROM_FTS
         where.append("asset_fts MATCH ?")
         params.append(match)
     if flt.status:
@@ -148,7 +154,7 @@ def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[
     if flt.root:
         where.append("r.url = ?")
         params.append(_root_url(flt.root))
-    return joins, (" WHERE " + " AND ".join(where)) if where else "", params
+    return source, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _root_url(root: str) -> str:
@@ -184,23 +190,35 @@ def _date_bound(value: str, *, low: bool) -> str:
 
 def search(conn: sqlite3.Connection, query: str | None, flt: SearchFilters, thumbs_dir: Path | None = None
            ) -> list[Asset]:
-    joins, where, params = where_clause(query, flt)
+    source, where, params = where_clause(query, flt)
+    fts = source is FROM_FTS
     sort = flt.sort or "relevance"
     if sort not in SORTS:
         raise UsageError(f"unknown sort {sort!r} (use {', '.join(SORTS)})")
+    direction = "DESC" if flt.descending else "ASC"
+    newest = "asset_fts.rowid DESC" if fts else "a.id DESC"
     if sort == "relevance":
-        order = "asset_fts.rank" if joins else "a.id DESC"
+        order = "asset_fts.rank" if fts and not _many_matches(conn, params[0]) else newest
+    elif sort == "added":
+        order = f"{'asset_fts.rowid' if fts else 'a.id'} {direction}"
     else:
-        direction = "DESC" if flt.descending else "ASC"
-        order = f"{SORTS[sort]} IS NULL, {SORTS[sort]} {direction}, a.id {direction}"
+        order = f"{SORTS[sort]} {direction} NULLS LAST, a.id {direction}"
     limit = max(0, min(int(flt.limit), 10_000))
-    sql = f"SELECT {ASSET_COLUMNS}{FROM}{joins}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    sql = f"SELECT {ASSET_COLUMNS}{source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     return [row_to_asset(r, thumbs_dir) for r in conn.execute(sql, [*params, limit, max(0, int(flt.offset))])]
 
 
-def count(conn: sqlite3.Connection, query: str | None, flt: SearchFilters) -> int:
-    joins, where, params = where_clause(query, flt)
-    return conn.execute(f"SELECT count(*){FROM}{joins}{where}", params).fetchone()[0]
+def _many_matches(conn: sqlite3.Connection, match: str) -> bool:
+    return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM asset_fts WHERE asset_fts MATCH ? LIMIT {RANK_LIMIT + 1})",
+                        (match,)).fetchone()[0] > RANK_LIMIT
+
+
+def count(conn: sqlite3.Connection, query: str | None, flt: SearchFilters, cap: int | None = None) -> int:
+    """How many assets match; with ``cap``, counting stops there (interactive callers show "10,000+")."""
+    source, where, params = where_clause(query, flt)
+    if cap is None:
+        return conn.execute(f"SELECT count(*){source}{where}", params).fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM (SELECT 1{source}{where} LIMIT ?)", [*params, int(cap)]).fetchone()[0]
 
 
 def recent(conn: sqlite3.Connection, n: int, thumbs_dir: Path | None = None, kind: str | None = None) -> list[Asset]:

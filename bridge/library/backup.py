@@ -16,7 +16,7 @@ from typing import Any
 import xxhash
 
 from ..catalog import Catalog
-from ..catalog.search import FROM, SearchFilters, where_clause
+from ..catalog.search import SearchFilters, count, where_clause
 from ..models import PlanItem
 from ..storage import join
 from .fileops import DestinationExists, hash_file, verified_copy
@@ -57,11 +57,11 @@ def root_folder_names(conn: Any) -> dict[str, str]:
 
 def _items(conn: Any, backup_root: Path, query: str | None, flt: SearchFilters) -> Iterator[_Item]:
     names = root_folder_names(conn)
-    joins, where, params = where_clause(query, flt)
+    source, where, params = where_clause(query, flt)
     last = 0
     while True:  # paged by id so a million assets never sit in memory at once
         rows = conn.execute(
-            f"SELECT a.id, r.url, f.relpath, a.name, a.size, a.mtime_ns{FROM}{joins}{where} AND a.id > ?"
+            f"SELECT a.id, r.url, f.relpath, a.name, a.size, a.mtime_ns{source}{where} AND a.id > ?"
             " ORDER BY a.id LIMIT 500", [*params, last]).fetchall()
         if not rows:
             return
@@ -83,8 +83,7 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
     flt = filters or SearchFilters()
     conn = db.conn
     report = BackupReport(dry_run=dry_run)
-    joins, where, params = where_clause(query, flt)
-    total = conn.execute(f"SELECT count(*){FROM}{joins}{where}", params).fetchone()[0]
+    total = count(conn, query, flt)
     done = 0
     for item in _items(conn, root, query, flt):
         done += 1
