@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean extension
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+## The Blender extension: fetch the manifest's wheels, validate, one zip per platform in dist/.
+extension: $(STAMP)
+	$(PY) -m bridge.packaging.extension wheels
+	$(PY) -m bridge.packaging.extension validate
+	$(PY) -m bridge.packaging.extension build --split-platforms
 
 ## Benchmarks are run by hand; figures go to docs/benchmarks.md.
 bench: $(STAMP)

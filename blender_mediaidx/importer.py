@@ -1,0 +1,222 @@
+"""Plate import into a scene: movie clip, camera background, sequencer strip, image plane.
+
+Used by the import operator, pushed shots and headless batch jobs alike. Main thread only (bpy).
+The scene takes the plate's exact frame rate, frame range and resolution from the bridge's probe.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+
+from .core.scene_setup import PlateSettings, pick_colorspace, plate_settings
+from .core.sequences import ImageSequence, find_sequence
+
+MODES = ("clip", "camera-bg", "strip", "plane")
+
+
+class PlateImportError(Exception):
+    """A plate that cannot be imported; the message is for the user."""
+
+
+@dataclass
+class ImportResult:
+    mode: str
+    name: str
+    settings: PlateSettings
+    created: list[str] = field(default_factory=list)
+
+
+def readable(path: str | None) -> bool:
+    return bool(path) and os.path.isfile(path) and os.access(path, os.R_OK)  # type: ignore[arg-type]
+
+
+def local_asset(path: str) -> dict[str, Any]:
+    """An asset dict for a file on this machine, probed here when the bridge's probe is importable."""
+    seq = find_sequence(path)
+    asset: dict[str, Any] = {"id": 0, "path": path, "name": os.path.basename(path),
+                             "ext": os.path.splitext(path)[1].lstrip(".").lower()}
+    try:
+        from bridge.probe import probe_file, summarize  # the bridge's venv (pip bpy) has it; Blender may not
+
+        probe = probe_file(path)
+        asset.update(summarize(probe))
+        asset["probe"] = probe
+        if asset.get("fps_num"):
+            asset["fps"] = f"{asset['fps_num']}/{asset['fps_den']}"
+    except ImportError:
+        asset["kind"] = "image" if asset["ext"] in ("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx") else "video"
+    except Exception as exc:  # a file Blender may still read even if our probe cannot
+        asset.setdefault("kind", "video")
+        asset["probe_error"] = str(exc)
+    if seq is not None:
+        asset["kind"] = "image"
+        asset["sequence"] = seq
+    return asset
+
+
+def _colorspace(settings: PlateSettings) -> str:
+    items = bpy.types.ColorManagedInputColorspaceSettings.bl_rna.properties["name"].enum_items
+    return pick_colorspace(settings.colorspace, settings.colorspace_fallbacks, {i.identifier for i in items})
+
+
+def apply_scene(scene: bpy.types.Scene, s: PlateSettings) -> None:
+    """Frame rate (exact), frame range, resolution and pixel aspect from the plate."""
+    scene.render.fps = s.fps
+    scene.render.fps_base = s.fps_base
+    scene.frame_start = s.frame_start
+    scene.frame_end = s.frame_end
+    scene.render.resolution_x = s.width
+    scene.render.resolution_y = s.height
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = s.pixel_aspect_x
+    scene.render.pixel_aspect_y = s.pixel_aspect_y
+    if s.frame_start > scene.frame_current or scene.frame_current > s.frame_end:
+        scene.frame_current = s.frame_start
+
+
+def _sequence_settings(asset: dict[str, Any], seq: ImageSequence, start_frame: int, rate_hint: Any) -> PlateSettings:
+    s = plate_settings({**asset, "kind": "video", "fps": asset.get("fps") or rate_hint}, start_frame=start_frame)
+    s.frame_count = seq.frame_count
+    return s
+
+
+def load_clip(path: str, s: PlateSettings, name: str) -> bpy.types.MovieClip:
+    try:
+        clip = bpy.data.movieclips.load(path, check_existing=False)
+    except RuntimeError as exc:
+        raise PlateImportError(f"Blender cannot read {os.path.basename(path)}: {exc}") from None
+    clip.name = name
+    clip.frame_start = s.frame_start
+    clip.colorspace_settings.name = _colorspace(s)
+    return clip
+
+
+def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, scene: bpy.types.Scene | None = None,
+                 start_frame: int = 1, set_scene: bool = True, fps_hint: str | None = None) -> ImportResult:
+    """Import ``asset`` (a bridge asset dict with probe, or ``local_asset(path)``) from ``path``."""
+    if mode not in MODES:
+        raise PlateImportError(f"unknown import mode {mode!r}")
+    scene = scene or bpy.context.scene
+    path = path or asset.get("path")
+    if not readable(path):
+        raise PlateImportError(f"{path}: not readable on this machine (fetch it through the bridge)")
+    seq: ImageSequence | None = asset.get("sequence") or (find_sequence(path) if asset.get("kind") == "image"
+                                                         else None)
+    if seq is not None:
+        s = _sequence_settings(asset, seq, start_frame, fps_hint)
+        path = seq.path(seq.first)
+    else:
+        s = plate_settings(asset, start_frame=start_frame)
+    name = os.path.splitext(asset.get("name") or os.path.basename(path))[0]
+    if set_scene:
+        apply_scene(scene, s)
+    result = ImportResult(mode, name, s)
+    if mode == "clip":
+        clip = load_clip(path, s, name)
+        result.created.append(clip.name)
+        _show_in_clip_editors(clip)
+    elif mode == "camera-bg":
+        clip = load_clip(path, s, name)
+        cam = _scene_camera(scene)
+        bg = cam.data.background_images.new()
+        bg.source = "MOVIE_CLIP"
+        bg.clip = clip
+        bg.clip_user.proxy_render_size = "FULL"
+        bg.use_camera_clip = False
+        bg.frame_method = "FIT"
+        cam.data.show_background_images = True
+        scene.active_clip = clip
+        result.created += [clip.name, cam.name]
+    elif mode == "strip":
+        result.created += _strips(scene, asset, path, s, name, seq)
+    else:
+        result.created += _plane(scene, asset, path, s, name, seq)
+    return result
+
+
+def _scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
+    if scene.camera is not None:
+        return scene.camera
+    data = bpy.data.cameras.new("Plate Camera")
+    cam = bpy.data.objects.new("Plate Camera", data)
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    return cam
+
+
+def _strips(scene: bpy.types.Scene, asset: dict[str, Any], path: str, s: PlateSettings, name: str,
+            seq: ImageSequence | None) -> list[str]:
+    editor = scene.sequence_editor_create()
+    channel = 1 + max((st.channel for st in editor.strips_all), default=0)
+    if seq is not None:
+        strip = editor.strips.new_image(name, seq.path(seq.first), channel, s.frame_start)
+        for fname in seq.files()[1:]:
+            strip.elements.append(fname)
+    else:
+        try:
+            strip = editor.strips.new_movie(name, path, channel, s.frame_start)
+        except RuntimeError as exc:
+            raise PlateImportError(f"Blender cannot read {os.path.basename(path)}: {exc}") from None
+    strip.colorspace_settings.name = _colorspace(s)
+    made = [strip.name]
+    if asset.get("has_audio") and seq is None:
+        try:
+            sound = editor.strips.new_sound(f"{name} audio", path, channel + 1, s.frame_start)
+            made.append(sound.name)
+        except RuntimeError:
+            pass  # a stream Blender's audio library cannot read: the picture still comes in
+    return made
+
+
+def _plane(scene: bpy.types.Scene, asset: dict[str, Any], path: str, s: PlateSettings, name: str,
+           seq: ImageSequence | None) -> list[str]:
+    """A plane with the plate's aspect, its material showing the footage (no viewport operator needed)."""
+    try:
+        img = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as exc:
+        raise PlateImportError(f"Blender cannot read {os.path.basename(path)}: {exc}") from None
+    img.colorspace_settings.name = _colorspace(s)
+    moving = seq is not None or asset.get("kind") == "video"
+    if seq is not None:
+        img.source = "SEQUENCE"
+    elif asset.get("kind") == "video":
+        img.source = "MOVIE"
+    aspect = (s.width * s.pixel_aspect_x) / max(1, s.height * s.pixel_aspect_y)
+    w, h = (aspect, 1.0) if aspect >= 1 else (1.0, 1 / aspect)
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([(-w / 2, -h / 2, 0), (w / 2, -h / 2, 0), (w / 2, h / 2, 0), (-w / 2, h / 2, 0)], [],
+                     [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="UVMap")
+    for loop, co in zip(mesh.loops, ((0, 0), (1, 0), (1, 1), (0, 1)), strict=True):
+        uv.data[loop.index].uv = co
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    nodes.clear()
+    out = nodes.new("ShaderNodeOutputMaterial")
+    emit = nodes.new("ShaderNodeEmission")
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image = img
+    if moving:
+        tex.image_user.frame_duration = s.frame_count
+        tex.image_user.frame_start = s.frame_start
+        tex.image_user.frame_offset = (seq.first - 1) if seq is not None else 0
+        tex.image_user.use_auto_refresh = True
+    links.new(tex.outputs["Color"], emit.inputs["Color"])
+    links.new(emit.outputs["Emission"], out.inputs["Surface"])
+    mesh.materials.append(mat)
+    obj = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(obj)
+    return [obj.name, mat.name, img.name]
+
+
+def _show_in_clip_editors(clip: bpy.types.MovieClip) -> None:
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "CLIP_EDITOR":
+                area.spaces.active.clip = clip

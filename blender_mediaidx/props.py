@@ -1,0 +1,76 @@
+"""Panel state on the WindowManager (not saved in .blend files): search, results, connection, jobs."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    StringProperty,
+)
+
+
+class MEDIAIDX_AssetItem(bpy.types.PropertyGroup):
+    asset_id: IntProperty()
+    name: StringProperty()
+    kind: StringProperty()
+    path: StringProperty()
+    codec: StringProperty()
+    resolution: StringProperty()
+    fps: StringProperty()
+    duration: FloatProperty()
+    has_audio: BoolProperty()
+    audio_silent: BoolProperty()
+    captured: StringProperty()
+    camera: StringProperty()
+    timecode: StringProperty()
+    rating: IntProperty()
+    tags: StringProperty()
+    thumb_key: StringProperty()
+
+
+def _search_again(self: MEDIAIDX_State, context: bpy.types.Context) -> None:
+    from . import bridge_link
+
+    bridge_link.search(self)
+
+
+class MEDIAIDX_State(bpy.types.PropertyGroup):
+    query: StringProperty(name="Search", description="Words in names, folders, metadata, tags, notes",
+                          update=_search_again, options={"TEXTEDIT_UPDATE"})
+    kind: EnumProperty(name="Kind", items=[("ANY", "Any", ""), ("video", "Video", ""), ("image", "Image", ""),
+                                           ("audio", "Audio", "")], default="ANY", update=_search_again)
+    resolution: EnumProperty(name="Resolution", items=[("ANY", "Any", ""), ("4k", "4K+", ""), ("2k", "2K+", ""),
+                                                       ("1080p", "1080p+", ""), ("720p", "720p+", "")],
+                             default="ANY", update=_search_again)
+    has_audio: EnumProperty(name="Audio", items=[("ANY", "Any", ""), ("YES", "With Audio", ""),
+                                                 ("NO", "Without", "")], default="ANY", update=_search_again)
+    tag: StringProperty(name="Tag", update=_search_again)
+    min_rating: IntProperty(name="Rating", min=0, max=5, default=0, update=_search_again)
+    results: CollectionProperty(type=MEDIAIDX_AssetItem)
+    active: IntProperty(name="Result", default=0)
+    total: IntProperty()
+    connection: StringProperty(default="disconnected")
+    message: StringProperty(default="")
+    receive_shots: BoolProperty(name="Receive Pushed Shots", default=True,
+                                description="Import shots sent with `mediaidx push --to <this session>`")
+    job: StringProperty(default="")
+    job_progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")
+    import_mode: EnumProperty(name="Import As", items=[
+        ("clip", "Clip", ""), ("camera-bg", "Camera BG", ""), ("strip", "Strip", ""), ("plane", "Plane", "")],
+        default="clip")
+
+
+classes = (MEDIAIDX_AssetItem, MEDIAIDX_State)
+
+
+def register_props() -> None:
+    bpy.types.WindowManager.mediaidx = bpy.props.PointerProperty(type=MEDIAIDX_State)
+
+
+def unregister_props() -> None:
+    if hasattr(bpy.types.WindowManager, "mediaidx"):
+        del bpy.types.WindowManager.mediaidx
