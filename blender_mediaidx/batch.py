@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(json.dumps({"error": f"no bridge at {args.bridge}"}))
         ids = list(args.assets)
         if args.query:
-            found = client.call("search", {"query": args.query, "filters": {"kind": args.kind} if args.kind else {},
+            filters = {"status": "ok", **({"kind": args.kind} if args.kind else {})}  # failed files are no shots
+            found = client.call("search", {"query": args.query, "filters": filters,
                                            "limit": args.limit, "count": False})
             ids += [a["id"] for a in found["results"] if a["id"] not in ids]
         args.out.mkdir(parents=True, exist_ok=True)

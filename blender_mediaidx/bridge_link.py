@@ -199,6 +199,10 @@ class Link:
             self.previews.load(key, path, "IMAGE")
         _redraw()
 
+    def has_preview(self, key: str) -> bool:
+        """The thumbnail is loaded (its icon id stays 0 in background mode, where there are no icons)."""
+        return self.previews is not None and key in self.previews and self.previews[key].image_size[0] > 0
+
     def icon(self, key: str) -> int:
         if self.previews is not None and key in self.previews:
             return self.previews[key].icon_id

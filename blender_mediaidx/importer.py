@@ -49,9 +49,11 @@ def local_asset(path: str) -> dict[str, Any]:
             asset["fps"] = f"{asset['fps_num']}/{asset['fps_den']}"
     except ImportError:
         asset["kind"] = "image" if asset["ext"] in ("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx") else "video"
-    except Exception as exc:  # a file Blender may still read even if our probe cannot
-        asset.setdefault("kind", "video")
-        asset["probe_error"] = str(exc)
+    except FileNotFoundError:
+        raise PlateImportError(f"{path}: not readable on this machine") from None
+    except Exception as exc:  # the probe says what is wrong (empty, not media, truncated...)
+        if seq is None:
+            raise PlateImportError(f"{os.path.basename(path)}: {exc}") from None
     if seq is not None:
         asset["kind"] = "image"
         asset["sequence"] = seq
@@ -102,6 +104,8 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         raise PlateImportError(f"unknown import mode {mode!r}")
     scene = scene or bpy.context.scene
     path = path or asset.get("path")
+    if asset.get("status") in ("failed", "missing"):
+        raise PlateImportError(f"{asset.get('name')}: {asset.get('error') or asset['status']}")
     if not readable(path):
         raise PlateImportError(f"{path}: not readable on this machine (fetch it through the bridge)")
     seq: ImageSequence | None = asset.get("sequence") or (find_sequence(path) if asset.get("kind") == "image"
@@ -117,6 +121,7 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
     result = ImportResult(mode, name, s)
     if mode == "clip":
         clip = load_clip(path, s, name)
+        scene.active_clip = clip  # a user, so the clip is saved with the file
         result.created.append(clip.name)
         _show_in_clip_editors(clip)
     elif mode == "camera-bg":

@@ -205,3 +205,41 @@ def test_unreadable_folder_is_reported_and_its_files_kept(tmp_path: Path) -> Non
     conn = sqlite3.connect(tmp_path / "c.sqlite")
     statuses = dict(conn.execute("SELECT CAST(name AS TEXT), status FROM assets"))
     assert statuses == {"locked.mp4": "ok", "open.mp4": "ok", "secret.mp4": "failed"}
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text.encode() in cmd and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc to list processes")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_killed_scan_leaves_no_workers_and_no_lock(tmp_path: Path, jobs: int) -> None:
+    """Walker and probe workers die with a killed scan; the scan lock they inherited is free at once."""
+    clip_copies(tmp_path / "lib", 1500)
+    catalog = tmp_path / "cat.sqlite"
+    proc = subprocess.Popen([*CLI, "--catalog", str(catalog), "scan", str(tmp_path / "lib"), "--jobs", str(jobs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while count_assets(catalog) < 20:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while left := _processes_mentioning(str(catalog)):
+        assert time.monotonic() < deadline, f"workers outlived the killed scan: {left}"
+        time.sleep(0.05)
+    from bridge.scan.lock import ScanLock
+
+    with ScanLock(catalog):  # raises "another scan is running" while anything holds the lock
+        pass

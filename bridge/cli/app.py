@@ -384,6 +384,43 @@ def keys(
         render.out.print(f"authorized {k.authorize(authorize)}")
 
 
+@app.command()
+def blend(
+    ctx: typer.Context,
+    query: Annotated[list[str] | None, typer.Argument(help="Search words (or asset ids) for the shots.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the .blend files.")] = Path("shots"),
+    kind: KindOpt = "video",
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    mode: Annotated[str, typer.Option(help="clip, camera-bg, strip or plane.")] = "clip",
+    start_frame: Annotated[int, typer.Option(min=0)] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Blender worker processes.")] = 2,
+    bridge: Annotated[str | None, typer.Option(
+        "--bridge", help="Use this running bridge (default: a private one on a free loopback port).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build one .blend per shot (plate imported, scene set from the probe) with headless Blender workers."""
+    from ..blend import build_blends
+
+    words = query or []
+    ids = [int(w) for w in words if w.isdigit()]
+    text = " ".join(w for w in words if not w.isdigit())
+    ix = _ix(ctx)
+    if text or not ids:
+        ids += [a.id for a in ix.search(text or None, kind=kind, status="ok", limit=limit) if a.id not in ids]
+    if not ids:
+        raise UsageError("no shots match")
+    summary = build_blends(ix, ids, out, mode=mode, start_frame=start_frame, workers=workers, bridge=bridge)
+    if as_json:
+        render.print_json(summary)
+    else:
+        for b in summary["built"]:
+            render.out.print(f"built {b['blend']}")
+        for f in summary["failed"]:
+            render.err.print(f"[red]failed[/red] asset {f['asset']}: {f['error']}")
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
 class Interrupted(MediaIdxError):
     exit_code = 130
 

@@ -144,12 +144,11 @@ def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> N
         out.thumb_error = f"thumbnail failed: {type(exc).__name__}: {exc}"
 
 
-def worker_init() -> None:
-    """Worker processes: quiet FFmpeg logging, one decode thread each (the pool is the parallelism)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import av.logging
+def worker_init(parent: int | None = None) -> None:
+    """Worker processes die with the scan that started them. FFmpeg logging stays at PyAV's default (None:
+    no Python callback). Setting any level installs a callback that FFmpeg's frame threads call with the GIL
+    while the main thread holds it freeing the decoder: a deadlock seen here (PyAV issues #751, #909)."""
+    from ..procs import die_with_parent
 
-        av.logging.set_level(av.logging.PANIC)
-    except Exception:  # pragma: no cover - older PyAV
-        pass
+    die_with_parent(parent)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

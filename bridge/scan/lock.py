@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from ..errors import MediaIdxError
+
+_HELD: set[int] = set()  # descriptors of locks this process holds, closed in forked workers
+
+
+def close_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's lock descriptors, so that the lock is released
+    when the parent exits or is killed even if the child lives on."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
 
 
 class ScanLock:
@@ -24,10 +36,12 @@ class ScanLock:
             os.close(fd)
             raise MediaIdxError(f"another scan is running on {self.path.with_suffix('').with_suffix('')}") from None
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             _unlock(self._fd)
             os.close(self._fd)
             self._fd = None

@@ -37,7 +37,7 @@ from ..catalog import assets as rows
 from ..errors import Cancelled, MediaIdxError, RootUnavailableError
 from ..mediatypes import kind_of
 from ..models import PlanItem, ScanSummary
-from ..procs import mp_context
+from ..procs import decoder_context
 from ..storage import FileStat, FolderError, Listing, Storage, join, open_storage
 from .analyze import Outcome, Task, analyze, thumb_relpath, worker_init
 from .lock import ScanLock
@@ -442,7 +442,10 @@ class Scanner:
             jobs = self.opts.jobs or os.cpu_count() or 1
             if jobs <= 1:
                 return None
-            self._executor = ProcessPoolExecutor(jobs, mp_context=mp_context(), initializer=worker_init)
+            ctx = decoder_context()
+            self._executor = ProcessPoolExecutor(
+                jobs, mp_context=ctx, initializer=worker_init,
+                initargs=(os.getpid() if ctx.get_start_method() == "fork" else None,))
             self._max_inflight = jobs * 4
         return self._executor
 

@@ -10,6 +10,7 @@ their file lists.
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -43,10 +44,13 @@ def _unpack(t: tuple[Any, ...]) -> Listing | FolderError:
 
 
 def _worker(root: bytes, accept: Accept, known: Known | None, tasks: Any, results: Any, pending: Any,
-            workers: int) -> None:
+            workers: int, parent: int) -> None:
     """Walk folders from ``tasks``; ``pending`` counts folders queued or being walked, by everyone.
     Whoever brings it to zero tells all workers to stop; each then sends "exit" after its last listing."""
+    from ..procs import die_with_parent
     from .local import LocalStorage
+
+    die_with_parent(parent)
 
     storage = LocalStorage(root, workers=1)
     while True:
@@ -93,7 +97,7 @@ def walk_subtrees(storage: LocalStorage, tops: list[bytes], accept: Accept, know
     pending = ctx.Value("q", len(tops))
     for top in tops:
         tasks.put(top)
-    procs = [ctx.Process(target=_worker, args=(storage.root, accept, known, tasks, results, pending, workers),
+    procs = [ctx.Process(target=_worker, args=(storage.root, accept, known, tasks, results, pending, workers, os.getpid()),
                          daemon=True) for _ in range(workers)]
     for p in procs:
         p.start()

@@ -1,0 +1,63 @@
+"""`mediaidx blend`: .blend files per shot, built by headless Blender workers talking to a bridge.
+
+Each worker is `python -m blender_mediaidx.batch` (Blender as a Python module) in its own process, with its
+own HOME so workers never share Blender's user configuration. Without ``bridge`` a private bridge serves
+this catalog on a free loopback port for the duration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import MediaIdxError
+from .indexer import MediaIndexer
+
+
+def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip", start_frame: int = 1,
+                 workers: int = 2, bridge: str | None = None, timeout: float = 3600) -> dict[str, Any]:
+    server = None
+    thread = None
+    if bridge is None:
+        from .service import BridgeServer
+
+        server = BridgeServer(ix.settings.catalog_path, bind="tcp://127.0.0.1:*", cache_dir=ix.settings.cache_dir)
+        thread = threading.Thread(target=server.run, name="mediaidx-blend-bridge", daemon=True)
+        thread.start()
+        bridge = server.wait_ready()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        chunks = [ids[i::workers] for i in range(min(workers, len(ids)))]
+        procs = []
+        with tempfile.TemporaryDirectory(prefix="mediaidx-blend-") as tmp:
+            for n, chunk in enumerate(chunks):
+                home = Path(tmp) / f"home{n}"
+                home.mkdir()
+                env = {**os.environ, "HOME": str(home)}
+                cmd = [sys.executable, "-m", "blender_mediaidx.batch", "--bridge", bridge, "--out", str(out),
+                       "--mode", mode, "--start-frame", str(start_frame), *map(str, chunk)]
+                procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+            built: list[Any] = []
+            failed: list[Any] = []
+            for p, chunk in zip(procs, chunks, strict=True):
+                stdout, stderr = p.communicate(timeout=timeout)
+                last = next((line for line in reversed(stdout.splitlines()) if line.startswith("{")), None)
+                if last is None:
+                    failed += [{"asset": i, "error": f"worker failed: {stderr.strip()[-300:]}"} for i in chunk]
+                    continue
+                result = json.loads(last)
+                built += result.get("built", [])
+                failed += result.get("failed", [])
+    except subprocess.TimeoutExpired:
+        raise MediaIdxError(f"Blender workers did not finish within {timeout:.0f} s") from None
+    finally:
+        if server is not None:
+            server.stop()
+            thread.join(10)  # type: ignore[union-attr]
+    return {"built": sorted(built, key=lambda b: b["asset"]), "failed": failed}
