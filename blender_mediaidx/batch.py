@@ -3,7 +3,10 @@
     blender -b --python blender_mediaidx/batch.py -- --bridge tcp://127.0.0.1:5557 --query "sh010" --out shots/
     python -m blender_mediaidx.batch --bridge tcp://127.0.0.1:5557 42 43 --out shots/     (bpy module)
 
-Prints one JSON line at the end ({"built": [...], "failed": [...]}); exits 1 if any shot failed.
+    python -m blender_mediaidx.batch track HERO [--witness W --offset N]... [--survey S.json] --out DIR
+
+Prints one JSON line at the end ({"built": [...], "failed": [...]}, or for `track` the shot summary);
+exits 1 if any shot failed.
 """
 
 from __future__ import annotations
@@ -107,8 +110,68 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"built": built, "failed": failed}
 
 
+def parse_track(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="blender_mediaidx.batch track",
+                                 description="Solve a hero camera and its witnesses; export for matchmove.")
+    ap.add_argument("hero", help="the hero plate: a movie or the first image of a sequence")
+    ap.add_argument("--witness", action="append", default=[], help="a witness plate (repeat)")
+    ap.add_argument("--offset", action="append", type=float, default=[],
+                    help="per witness, in order: frames its first image starts after the hero's (sync offset)")
+    ap.add_argument("--sync-source", default="given", choices=("given", "timecode", "audio"))
+    ap.add_argument("--survey", type=Path, help="JSON: {point: {camera: [[frame, x_px, y_px], ...]}}")
+    ap.add_argument("--focal-px", type=float, help="known hero focal length in pixels")
+    ap.add_argument("--sensor-width", type=float, help="sensor width in mm (all cameras)")
+    ap.add_argument("--fps", help="scene rate, e.g. 24000/1001")
+    ap.add_argument("--refine", default="FOCAL")
+    ap.add_argument("--name", default="shot")
+    ap.add_argument("--formats", default=",".join(("chan", "fbx", "abc", "3de", "csv", "json")))
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--save-blend", action="store_true", help="also save the solved scene as shot.blend")
+    args = ap.parse_args(argv)
+    if len(args.offset) > len(args.witness):
+        ap.error("more --offset values than --witness plates")
+    return args
+
+
+def run_track(args: argparse.Namespace) -> dict[str, Any]:
+    import bpy
+
+    from .tracking.shot import CameraSpec, ShotSpec, track_shot
+    from .tracking.solver import TrackingError
+
+    offsets = list(args.offset) + [0.0] * (len(args.witness) - len(args.offset))
+    spec = ShotSpec(
+        hero=CameraSpec(path=args.hero, role="hero", name="hero", focal_px=args.focal_px,
+                        sensor_width_mm=args.sensor_width),
+        witnesses=[CameraSpec(path=w, name=f"witness{i + 1}", offset_frames=o, sync_source=args.sync_source,
+                              sensor_width_mm=args.sensor_width)
+                   for i, (w, o) in enumerate(zip(args.witness, offsets, strict=True))],
+        survey=json.loads(args.survey.read_text()) if args.survey else {},
+        fps=args.fps, refine="" if args.refine.upper() == "NONE" else args.refine.upper(), name=args.name)
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+    def progress(fraction: float, message: str) -> None:
+        print(json.dumps({"progress": round(fraction, 3), "message": message}), flush=True)
+
+    try:
+        manifest = track_shot(spec, args.out, formats=tuple(args.formats.split(",")), progress=progress)
+    except TrackingError as exc:
+        return {"failed": [{"error": str(exc)}], "built": []}
+    if args.save_blend:
+        bpy.ops.wm.save_as_mainfile(filepath=str(args.out / "shot.blend"), check_existing=False)
+    cams = [{"name": c["name"], "role": c["role"], "error_px": c["solve"]["error_px"],
+             "strategy": c["solve"]["strategy"], "files": c["files"],
+             "aligned": bool(c.get("alignment"))} for c in manifest["cameras"]]
+    return {"built": cams, "failed": [], "manifest": str(args.out / "shot.json")}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse(blender_argv() if argv is None else argv)
+    argv = blender_argv() if argv is None else argv
+    if argv[:1] == ["track"]:
+        summary = run_track(parse_track(argv[1:]))
+        print(json.dumps(summary), flush=True)
+        return 1 if summary["failed"] else 0
+    args = parse(argv)
     summary = run(args)
     print(json.dumps(summary), flush=True)
     return 1 if summary["failed"] else 0

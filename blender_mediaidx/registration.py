@@ -5,9 +5,10 @@ from __future__ import annotations
 import bpy
 
 from . import bridge_link, ops, prefs, props, ui
+from .tracking import ops as tracking_ops
 
 _register, _unregister = bpy.utils.register_classes_factory(
-    (*prefs.classes, *props.classes, *ops.classes, *ui.classes))
+    (*prefs.classes, *props.classes, *ops.classes, *ui.classes, *tracking_ops.classes))
 
 
 def register() -> None:

@@ -421,6 +421,59 @@ def blend(
         raise typer.Exit(1)
 
 
+def _plate_path(ix: MediaIndexer, ref: str) -> str:
+    """A plate given as a path, or as a catalog id (then its path in the catalog)."""
+    if ref.isdigit() and not Path(ref).exists():
+        return str(ix.show(int(ref)).path)
+    if not Path(ref).exists():
+        raise UsageError(f"{ref}: no such file")
+    return str(Path(ref).resolve())
+
+
+@app.command()
+def track(
+    ctx: typer.Context,
+    hero: Annotated[str, typer.Argument(help="Hero plate: a movie, the first image of a sequence, or an id.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the exports and shot.json.")],
+    witness: Annotated[list[str] | None, typer.Option("--witness", "-w", help="A witness plate (repeat).")] = None,
+    offset: Annotated[list[float] | None, typer.Option(
+        "--offset", help="Per witness, in order: frames its first image starts after the hero's.")] = None,
+    survey: Annotated[Path | None, typer.Option(
+        help="JSON of survey points: {point: {camera: [[frame, x_px, y_px], ...]}}.")] = None,
+    focal_px: Annotated[float | None, typer.Option(help="Known hero focal length in pixels.")] = None,
+    sensor_width: Annotated[float | None, typer.Option(help="Sensor width in mm.")] = None,
+    fps: Annotated[str | None, typer.Option(help="Scene rate, e.g. 24000/1001.")] = None,
+    refine: Annotated[str, typer.Option(help="FOCAL, FOCAL+PRINCIPAL, FOCAL+RADIAL or NONE.")] = "FOCAL",
+    name: Annotated[str, typer.Option(help="Shot name in shot.json.")] = "shot",
+    save_blend: Annotated[bool, typer.Option(help="Also save the solved scene as shot.blend.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Solve the hero and witness cameras with Blender's tracker and export .chan, FBX, Alembic, 3DE points,
+    CSV/JSON tracks, lens and plate data, and shot.json."""
+    from ..track import run_track
+
+    ix = _ix(ctx)
+    plates = [_plate_path(ix, p) for p in [hero, *(witness or [])]]
+    if len(offset or []) > len(witness or []):
+        raise UsageError("more --offset values than --witness plates")
+    with render.progress_bar(as_json, "tracking") as update:
+        summary = run_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
+                            sensor_width=sensor_width, fps=fps, refine=refine, name=name, save_blend=save_blend,
+                            progress=update)
+    if as_json:
+        render.print_json(summary)
+    else:
+        for c in summary.get("built", []):
+            render.out.print(f"{c['role']} {c['name']}: {c['error_px']:.3f} px ({c['strategy']})"
+                             + (", aligned to the hero" if c.get("aligned") else ""))
+        if summary.get("manifest"):
+            render.out.print(f"wrote {summary['manifest']}")
+        for f in summary.get("failed", []):
+            render.err.print(f"[red]failed[/red]: {f['error']}")
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
 class Interrupted(MediaIdxError):
     exit_code = 130
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
@@ -182,3 +184,17 @@ def print_stats(s: Stats) -> None:
             out.print(f"[bold]{title}:[/bold] " + ", ".join(f"{k} {v}" for k, v in list(data.items())[:15]))
     for r in s.roots:
         out.print(f"[bold]root[/bold] {r['url']}: {r['assets']} assets, {human_size(r['size'])}")
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool, label: str) -> Iterator[Callable[[float, str], None]]:
+    """A rich progress bar on stderr fed with (fraction, message); silent with --json or off a terminal."""
+    if quiet or not err.is_terminal:
+        yield lambda fraction, message: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[message]}"), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=1.0, message="")
+        yield lambda fraction, message: bar.update(task, completed=fraction, message=message[:60])

@@ -1,0 +1,267 @@
+"""Export a solved clip for matchmove and compositing tools: the camera as Nuke .chan, FBX and Alembic; 2D
+tracks as 3DE points, CSV and JSON; lens/filmback and plate sidecars. Main thread only (bpy).
+
+The camera is taken from the evaluated scene camera (Camera Solver constraint applied), frame by frame over
+the plate's whole range, the last frame included; that is what a user sees in the viewport.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core import track_formats as tf
+
+FORMATS = ("chan", "fbx", "abc", "3de", "csv", "json")
+
+
+@dataclass
+class CameraExport:
+    """What one camera's export wrote."""
+
+    name: str
+    camera: str
+    clip: str
+    first_frame: int
+    last_frame: int
+    files: dict[str, str] = field(default_factory=dict)
+    lens: dict[str, Any] = field(default_factory=dict)
+    plate: dict[str, Any] = field(default_factory=dict)
+    solve: dict[str, Any] = field(default_factory=dict)
+
+
+def safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "camera"
+
+
+def solved_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, name: str | None = None) -> bpy.types.Object:
+    """A camera object driven by the clip's solve through a Camera Solver constraint, lens from the tracking
+    camera (what `clip.setup_tracking_scene` does for the camera, without the compositing set-up)."""
+    name = name or f"{clip.name}.camera"
+    obj = bpy.data.objects.get(name)
+    if obj is None or obj.type != "CAMERA":
+        obj = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+        scene.collection.objects.link(obj)
+    con = next((c for c in obj.constraints if c.type == "CAMERA_SOLVER"), None) or obj.constraints.new("CAMERA_SOLVER")
+    con.use_active_clip = False
+    con.clip = clip
+    tcam = clip.tracking.camera
+    cam = obj.data
+    cam.sensor_fit = "HORIZONTAL"
+    cam.sensor_width = tcam.sensor_width
+    cam.lens = tcam.focal_length
+    w, h = clip.size
+    px, py = tcam.principal_point_pixels
+    cam.shift_x = (px - w / 2) / w  # Blender normalises both shifts by the larger side (width here)
+    cam.shift_y = (py - h / 2) / w
+    return obj
+
+
+def camera_matrices(scene: bpy.types.Scene, obj: bpy.types.Object, first: int, last: int) -> list[tuple[int, np.ndarray]]:
+    out = []
+    current = scene.frame_current
+    for f in range(first, last + 1):
+        scene.frame_set(f)
+        out.append((f, np.array(obj.matrix_world, dtype=float)))
+    scene.frame_set(current)
+    return out
+
+
+def lens_info(clip: bpy.types.MovieClip) -> dict[str, Any]:
+    cam = clip.tracking.camera
+    w, h = clip.size
+    model = cam.distortion_model
+    coeffs = {
+        "POLYNOMIAL": {"k1": cam.k1, "k2": cam.k2, "k3": cam.k3},
+        "DIVISION": {"k1": cam.division_k1, "k2": cam.division_k2},
+        "NUKE": {"k1": cam.nuke_k1, "k2": cam.nuke_k2},
+        "BROWN": {"k1": cam.brown_k1, "k2": cam.brown_k2, "k3": cam.brown_k3, "k4": cam.brown_k4,
+                  "p1": cam.brown_p1, "p2": cam.brown_p2},
+    }.get(model, {})
+    sensor_h = cam.sensor_width * h / (w * cam.pixel_aspect)
+    return {
+        "sensor_width_mm": cam.sensor_width, "sensor_height_mm": sensor_h,
+        "focal_length_mm": cam.focal_length, "focal_length_px": cam.focal_length_pixels,
+        "principal_point_px": list(cam.principal_point_pixels), "pixel_aspect": cam.pixel_aspect,
+        "width": w, "height": h,
+        "hfov_deg": math.degrees(2 * math.atan2(cam.sensor_width / 2, cam.focal_length)),
+        "vfov_deg": tf.vertical_fov_deg(cam.focal_length, cam.sensor_width, w, h, cam.pixel_aspect),
+        "distortion": {"model": model.lower(), "coefficients": coeffs,
+                       "convention": "Blender/libmv, normalised by the focal length in pixels"},
+    }
+
+
+def plate_info(clip: bpy.types.MovieClip, scene: bpy.types.Scene, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    first = clip.frame_start
+    last = clip.frame_start + clip.frame_duration - 1
+    path = bpy.path.abspath(clip.filepath)
+    pattern = path
+    if clip.source == "SEQUENCE":
+        from ..core.sequences import find_sequence
+
+        seq = find_sequence(path)
+        if seq is not None:
+            pattern = os.path.join(seq.folder, f"{seq.head}{'#' * seq.padding}{seq.tail}")
+    fps = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+    return {
+        "path": pattern, "source": clip.source.lower(), "first_frame": first, "last_frame": last,
+        "fps": f"{fps.numerator}/{fps.denominator}", "fps_float": float(fps),
+        "width": clip.size[0], "height": clip.size[1], "pixel_aspect": clip.tracking.camera.pixel_aspect,
+        "colorspace": clip.colorspace_settings.name, **(extra or {}),
+    }
+
+
+def tracks_2d(clip: bpy.types.MovieClip) -> tuple[list[tf.Track2D], dict[str, float], dict[str, list[float]]]:
+    """Unmuted markers per track in pixels (origin lower-left) and scene frames; errors and bundles."""
+    w, h = clip.size
+    tracks, errors, bundles = [], {}, {}
+    offset = clip.frame_start - 1
+    for t in clip.tracking.objects.active.tracks:
+        markers = [(m.frame + offset, m.co[0] * w, m.co[1] * h) for m in t.markers if not m.mute]
+        if not markers:
+            continue
+        markers.sort()
+        tracks.append((t.name, markers))
+        if t.has_bundle:
+            errors[t.name] = float(t.average_error)
+            bundles[t.name] = list(t.bundle)
+    return tracks, errors, bundles
+
+
+def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, *, name: str | None = None,
+                  formats: tuple[str, ...] = FORMATS, transform: np.ndarray | None = None,
+                  plate_extra: dict[str, Any] | None = None) -> CameraExport:
+    """Write one camera's files into `out`. `transform` (4x4, a similarity) moves a witness into the hero's
+    space before writing."""
+    rec = clip.tracking.objects.active.reconstruction
+    if not rec.is_valid:
+        raise ValueError(f"{clip.name}: not solved; track it first")
+    out.mkdir(parents=True, exist_ok=True)
+    name = safe(name or os.path.splitext(clip.name)[0])
+    obj = solved_camera(scene, clip, f"{name}.camera")
+    if transform is not None:
+        _parent_to_transform(scene, obj, transform, name)
+    first = clip.frame_start
+    last = clip.frame_start + clip.frame_duration - 1
+    result = CameraExport(name=name, camera=obj.name, clip=clip.name, first_frame=first, last_frame=last)
+    result.lens = lens_info(clip)
+    result.plate = plate_info(clip, scene, plate_extra)
+    result.solve = {"average_error_px": float(rec.average_error), "solved_frames": len(rec.cameras),
+                    "tracks": len(clip.tracking.objects.active.tracks)}
+    mats = camera_matrices(scene, obj, first, last)
+    files = result.files
+    if "chan" in formats:
+        p = out / f"{name}_ZXY_{result.lens['sensor_width_mm']:g}x{result.lens['sensor_height_mm']:.3g}.chan"
+        tf.write_chan(p, mats, result.lens["vfov_deg"])
+        files["chan"] = p.name
+    tracks, errors, bundles = tracks_2d(clip)
+    if "3de" in formats:
+        p = out / f"{name}_2d_3de.txt"
+        tf.write_3de_points(p, tracks)
+        files["3de"] = p.name
+    if "csv" in formats:
+        p = out / f"{name}_2d.csv"
+        tf.write_tracks_csv(p, tracks, *clip.size)
+        files["csv"] = p.name
+    if "json" in formats:
+        p = out / f"{name}_2d.json"
+        tf.write_json(p, tf.tracks_document(tracks, *clip.size, errors, bundles))
+        files["json"] = p.name
+    (out / f"{name}_lens.json").write_text(json.dumps(result.lens, indent=2) + "\n")
+    files["lens"] = f"{name}_lens.json"
+    (out / f"{name}_plate.json").write_text(json.dumps(result.plate, indent=2) + "\n")
+    files["plate"] = f"{name}_plate.json"
+    if "fbx" in formats or "abc" in formats:
+        baked = _baked_copy(scene, obj, mats, name)
+        try:
+            if "fbx" in formats:
+                files["fbx"] = _export_fbx(scene, baked, out / f"{name}.fbx", first, last)
+            if "abc" in formats:
+                files["abc"] = _export_abc(scene, baked, out / f"{name}.abc", first, last)
+        finally:
+            data = baked.data
+            bpy.data.objects.remove(baked)
+            bpy.data.cameras.remove(data)
+    return result
+
+
+def _parent_to_transform(scene: bpy.types.Scene, obj: bpy.types.Object, transform: np.ndarray, name: str) -> None:
+    """Carry a witness camera into the hero's space: an empty holding the similarity, parent of the camera.
+    The camera's own matrix stays rigid; the empty's scale moves it, which is what a similarity means."""
+    from mathutils import Matrix
+
+    empty = bpy.data.objects.get(f"{name}.align") or bpy.data.objects.new(f"{name}.align", None)
+    if empty.name not in scene.collection.objects:
+        scene.collection.objects.link(empty)
+    empty.matrix_world = Matrix(np.asarray(transform).tolist())
+    obj.parent = empty
+
+
+def _baked_copy(scene: bpy.types.Scene, obj: bpy.types.Object, mats: list[tuple[int, np.ndarray]],
+                name: str) -> bpy.types.Object:
+    """A constraint-free camera keyed on every frame with the evaluated (rigid) world matrix: FBX and
+    Alembic then carry exactly what the .chan carries. Scale from a witness alignment is removed."""
+    from mathutils import Matrix
+
+    data = obj.data.copy()
+    baked = bpy.data.objects.new(f"{name}.export", data)
+    scene.collection.objects.link(baked)
+    baked.rotation_mode = "XYZ"
+    for f, m in mats:
+        rigid = m.copy()
+        rigid[:3, :3] = m[:3, :3] / np.linalg.norm(m[:3, :3], axis=0)
+        baked.matrix_world = Matrix(rigid.tolist())
+        baked.keyframe_insert("location", frame=f)
+        baked.keyframe_insert("rotation_euler", frame=f)
+    _unwrap_euler(baked)
+    return baked
+
+
+def _unwrap_euler(obj: bpy.types.Object) -> None:
+    """Consecutive keys as close as possible (no 360-degree jumps), so interpolation between frames is sane."""
+    from bpy_extras import anim_utils
+
+    ad = obj.animation_data
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    for fc in bag.fcurves:
+        if fc.data_path == "rotation_euler":
+            prev = None
+            for kp in fc.keyframe_points:
+                if prev is not None:
+                    kp.co[1] += round((prev - kp.co[1]) / (2 * math.pi)) * 2 * math.pi
+                prev = kp.co[1]
+            fc.update()
+
+
+def _select_only(scene: bpy.types.Scene, obj: bpy.types.Object) -> None:
+    for o in scene.objects:
+        o.select_set(o == obj)
+    bpy.context.view_layer.objects.active = obj
+
+
+def _export_fbx(scene: bpy.types.Scene, obj: bpy.types.Object, path: Path, first: int, last: int) -> str:
+    _select_only(scene, obj)
+    old = scene.frame_start, scene.frame_end
+    scene.frame_start, scene.frame_end = first, last
+    try:
+        bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True, object_types={"CAMERA"}, bake_anim=True,
+                                 bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+                                 bake_anim_simplify_factor=0.0, bake_anim_step=1.0, add_leaf_bones=False)
+    finally:
+        scene.frame_start, scene.frame_end = old
+    return path.name
+
+
+def _export_abc(scene: bpy.types.Scene, obj: bpy.types.Object, path: Path, first: int, last: int) -> str:
+    _select_only(scene, obj)
+    bpy.ops.wm.alembic_export(filepath=str(path), selected=True, start=first, end=last, flatten=True,
+                              as_background_job=False)
+    return path.name

@@ -1,0 +1,212 @@
+"""A hero + witness shot, end to end: load each plate, solve each camera, align witnesses to the hero in time
+(sync offsets) and in space (survey points), export everything and write the `shot.json` manifest
+(docs/tracking.md has its schema). The operator, the batch job and `mediaidx track` all call `track_shot`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core.scene_setup import blender_fps, parse_rate
+from ..core.sequences import find_sequence
+from ..core.similarity import apply_similarity, similarity_matrix, similarity_transform
+from . import export, solver
+
+SCHEMA = "mediaidx.shot/1"
+SURVEY_PREFIX = "survey_"
+CONVENTIONS = {
+    "world": "Blender: Z up; units of the hero's solve (arbitrary scale, no survey distances applied)",
+    "camera": "looks down local -Z, local +Y up; exported matrices are rigid (no scale)",
+    "chan": "Y up (Nuke), rotation order ZXY, degrees, last column the vertical field of view",
+    "pixels": "origin at the lower-left corner of the lower-left pixel, +0.5 at a pixel centre, y up",
+    "frames": "scene frames on the hero's timeline; a witness's first image sits at the hero's first frame "
+              "+ offset_frames",
+}
+
+
+@dataclass
+class CameraSpec:
+    path: str
+    role: str = "witness"                # "hero" or "witness"
+    name: str | None = None
+    offset_frames: float = 0.0           # this camera's first image is at hero first frame + offset
+    sync_source: str = "given"           # given | timecode | audio
+    focal_px: float | None = None        # a known focal length; otherwise a guess the solver refines
+    sensor_width_mm: float | None = None
+
+
+@dataclass
+class ShotSpec:
+    hero: CameraSpec
+    witnesses: list[CameraSpec] = field(default_factory=list)
+    # name -> camera name, clip name, role or file name -> [[frame, x_px, y_px], ...]: frames counted in
+    # the clip (1 = its first image), pixels with the origin lower-left
+    survey: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    fps: str | None = None               # "24000/1001"; default: the hero's from its probe, else 24
+    refine: str = "FOCAL"
+    name: str = "shot"
+
+
+def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
+    if not os.path.exists(spec.path):
+        raise solver.TrackingError(f"{spec.path}: no such plate")
+    try:
+        clip = bpy.data.movieclips.load(spec.path)
+    except RuntimeError as exc:
+        raise solver.TrackingError(f"{os.path.basename(spec.path)}: Blender cannot read it ({exc})") from None
+    if clip.size[0] == 0 or clip.frame_duration <= 1:
+        raise solver.TrackingError(f"{os.path.basename(spec.path)}: no frames to track")
+    seq = find_sequence(spec.path)
+    clip.frame_start = seq.first if seq is not None else 1
+    return clip
+
+
+def add_survey_tracks(clip: bpy.types.MovieClip, survey: dict[str, dict[str, list[list[float]]]],
+                      keys: tuple[str, ...]) -> int:
+    """User-marked survey points as locked tracks named survey_<name>, so the solve gives them bundles."""
+    w, h = clip.size
+    n = 0
+    tracks = clip.tracking.objects.active.tracks
+    for name, per_clip in survey.items():
+        markers = next((per_clip[k] for k in keys if k in per_clip), None)
+        if not markers:
+            continue
+        track = tracks.get(SURVEY_PREFIX + name) or tracks.new(name=SURVEY_PREFIX + name, frame=int(markers[0][0]))
+        for frame, x, y in markers:
+            track.markers.insert_frame(int(frame), co=(x / w, y / h))
+        track.lock = True
+        n += 1
+    return n
+
+
+def survey_bundles(clip: bpy.types.MovieClip) -> dict[str, np.ndarray]:
+    return {t.name[len(SURVEY_PREFIX):]: np.array(t.bundle) for t in clip.tracking.objects.active.tracks
+            if t.name.startswith(SURVEY_PREFIX) and t.has_bundle}
+
+
+def align(hero: dict[str, np.ndarray], witness: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The similarity taking the witness's solve into the hero's space, from shared survey points."""
+    names = sorted(set(hero) & set(witness))
+    if len(names) < 3:
+        return None
+    src = np.array([witness[n] for n in names])
+    dst = np.array([hero[n] for n in names])
+    s, r, t = similarity_transform(src, dst)
+    residual = np.linalg.norm(apply_similarity(src, s, r, t) - dst, axis=1)
+    return {"survey_points": names, "scale": s, "rotation": r.tolist(), "translation": t.tolist(),
+            "matrix": similarity_matrix(s, r, t).tolist(), "rms_error": float(np.sqrt(np.mean(residual ** 2))),
+            "max_error": float(residual.max())}
+
+
+def _scene_fps(scene: bpy.types.Scene, fps: str | None) -> Fraction:
+    rate = parse_rate(fps) if fps else None
+    if rate is None:
+        rate = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+    scene.render.fps, scene.render.fps_base = blender_fps(rate)
+    return rate
+
+
+def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.FORMATS,
+               progress: solver.Progress | None = None) -> dict[str, Any]:
+    """Solve and export every camera of the shot; returns the manifest (also written to out/shot.json)."""
+    report = progress or (lambda f, m: None)
+    scene = bpy.context.scene
+    rate = _scene_fps(scene, spec.fps)
+    cams = [spec.hero, *spec.witnesses]
+    spec.hero.role = "hero"
+    out.mkdir(parents=True, exist_ok=True)
+    clips, solves = [], []
+    for i, cam in enumerate(cams):
+        clip = load_clip(cam)
+        if i > 0:  # witnesses sit on the hero's timeline, shifted by their sync offset
+            clip.frame_start = clips[0].frame_start + round(cam.offset_frames)
+        add_survey_tracks(clip, spec.survey, (cam.name or "", clip.name, cam.role, os.path.basename(cam.path)))
+        clips.append(clip)
+        span = 0.9 / len(cams)
+        res = solver.track_plate(
+            clip, refine=spec.refine, focal_px=cam.focal_px, sensor_width_mm=cam.sensor_width_mm,
+            progress=lambda f, m, i=i, span=span, c=clip: report(i * span + f * span, f"{c.name}: {m}"))
+        solves.append(res)
+        if not res.ok:
+            raise solver.TrackingError(f"{clip.name}: no solve ({res.reason})")
+    hero_clip = clips[0]
+    scene.frame_start = hero_clip.frame_start
+    scene.frame_end = max(c.frame_start + c.frame_duration - 1 for c in clips)
+    scene.render.resolution_x, scene.render.resolution_y = hero_clip.size
+    scene.active_clip = hero_clip
+    hero_bundles = survey_bundles(hero_clip)
+    manifest = _base_manifest(spec.name, rate)
+    for cam, clip, res in zip(cams, clips, solves, strict=True):
+        entry: dict[str, Any] = {"role": cam.role, "clip": clip.name, "plate_path": cam.path,
+                                 "solve": res.as_dict()}
+        transform = None
+        if cam.role == "witness":
+            offset = cam.offset_frames
+            entry["sync"] = {"offset_frames": offset, "offset_seconds": float(Fraction(offset).limit_denominator(100000)
+                                                                              / rate),
+                             "source": cam.sync_source}
+            alignment = align(hero_bundles, survey_bundles(clip))
+            entry["alignment"] = alignment
+            if alignment is not None:
+                transform = np.array(alignment["matrix"])
+        exp = export.export_camera(scene, clip, out, name=cam.name or os.path.splitext(clip.name)[0],
+                                   formats=formats, transform=transform)
+        entry.update({"name": exp.name, "camera_object": exp.camera, "first_frame": exp.first_frame,
+                      "last_frame": exp.last_frame, "files": exp.files, "lens": exp.lens, "plate": exp.plate})
+        manifest["cameras"].append(entry)
+    for name in sorted(hero_bundles):
+        point = {"name": name, "hero": hero_bundles[name].tolist()}
+        manifest["survey_points"].append(point)
+    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+    report(1.0, "exported")
+    return manifest
+
+
+def _base_manifest(name: str, rate: Fraction) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA, "shot": name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "fps": f"{rate.numerator}/{rate.denominator}",
+        "conventions": CONVENTIONS,
+        "cameras": [], "survey_points": [],
+    }
+
+
+def single_camera_manifest(scene: bpy.types.Scene, clip: bpy.types.MovieClip, exp: export.CameraExport,
+                           out: Path) -> dict[str, Any]:
+    """shot.json for one exported camera (the export operator), in the same schema as a full shot."""
+    rate = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+    manifest = _base_manifest(exp.name, rate)
+    manifest["cameras"].append({"role": "hero", "clip": clip.name, "plate_path": exp.plate.get("path"),
+                                "solve": exp.solve, "name": exp.name, "camera_object": exp.camera,
+                                "first_frame": exp.first_frame, "last_frame": exp.last_frame, "files": exp.files,
+                                "lens": exp.lens, "plate": exp.plate})
+    manifest["survey_points"] = [{"name": n, "hero": b.tolist()} for n, b in sorted(survey_bundles(clip).items())]
+    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+    return manifest
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if hasattr(v, "__dataclass_fields__"):
+        return asdict(v)
+    return str(v)
+
+
+def spec_from_json(doc: dict[str, Any]) -> ShotSpec:
+    """A ShotSpec from the JSON the CLI and batch job take (same field names)."""
+    hero = CameraSpec(**{**doc["hero"], "role": "hero"})
+    witnesses = [CameraSpec(**{**w, "role": "witness"}) for w in doc.get("witnesses", [])]
+    return ShotSpec(hero=hero, witnesses=witnesses, survey=doc.get("survey", {}), fps=doc.get("fps"),
+                    refine=doc.get("refine", "FOCAL"), name=doc.get("name", "shot"))

@@ -1,0 +1,68 @@
+"""`mediaidx track`: hero + witness camera solves and matchmove exports, run by headless Blender
+(`python -m blender_mediaidx.batch track`, Blender as a Python module) in its own process and HOME.
+
+The bridge side resolves catalog ids to paths, forwards progress lines and returns the worker's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import MediaIdxError
+
+
+def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
+              survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
+              fps: str | None = None, refine: str = "FOCAL", name: str = "shot", formats: str | None = None,
+              save_blend: bool = False, timeout: float = 3600,
+              progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "blender_mediaidx.batch", "track", hero, "--out", str(out), "--refine", refine,
+           "--name", name]
+    for w in witnesses or []:
+        cmd += ["--witness", w]
+    for o in offsets or []:
+        cmd += ["--offset", repr(float(o))]
+    for flag, value in (("--survey", survey), ("--focal-px", focal_px), ("--sensor-width", sensor_width),
+                        ("--fps", fps), ("--formats", formats)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    if save_blend:
+        cmd.append("--save-blend")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mediaidx-track-") as home, \
+            tempfile.TemporaryFile("w+", prefix="mediaidx-track-log-") as log:
+        env = {**os.environ, "HOME": home}
+        # libmv logs a lot on stderr: a file, not a pipe nobody drains while we read stdout.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        summary: dict[str, Any] | None = None
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "progress" in msg:
+                    if progress:
+                        progress(float(msg["progress"]), str(msg.get("message", "")))
+                else:
+                    summary = msg
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise MediaIdxError(f"tracking did not finish within {timeout:.0f} s") from None
+        log.seek(0)
+        stderr = log.read()
+    if summary is None:
+        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
+        raise MediaIdxError("the Blender worker failed: " + (" | ".join(tail) or f"exit code {proc.returncode}"))
+    return summary
