@@ -33,23 +33,25 @@ class Strategy:
     threshold: float = 0.005        # detect_features corner threshold (Blender's default 0.5 finds few)
     min_distance: int = 40          # px between detected features (default 120)
     margin: int = 16
-    pattern_size: int = 21
-    search_size: int = 91
+    pattern_size: int = 15          # at 640 px wide; scaled with the plate (see _attempt)
+    search_size: int = 51
     motion_model: str = "Loc"
     correlation_min: float = 0.75
     pattern_match: str = "KEYFRAME"
-    keyframes: str = "auto"         # "auto" (libmv's selection), "widest" (pick_keyframes) or "a-b" fractions
+    keyframes: str = "widest"       # "widest" (pick_keyframes, then libmv's choice if poor), "auto" (libmv's
+                                    # selection) or "a-b" fractions
                                     # of the clip, e.g. "0.1-0.6"
     min_track_frames: int = 10
     reject_error_px: float = 2.0    # tracks above max(this / 4, 3 x the median track error) are dropped
+    middle_pass: bool = False       # also detect on the middle frame and track both ways
 
 
 STRATEGIES: tuple[Strategy, ...] = (
     Strategy("default"),
-    Strategy("dense", threshold=0.001, min_distance=16),
-    Strategy("fast-motion", search_size=151, pattern_size=25, threshold=0.002, min_distance=20),
+    Strategy("dense", threshold=0.001, min_distance=20, middle_pass=True, pattern_size=21, search_size=71),
+    Strategy("fast-motion", search_size=151, pattern_size=25, threshold=0.002, min_distance=24),
     Strategy("perspective", motion_model="Affine", pattern_match="PREV_FRAME", threshold=0.002, min_distance=20),
-    Strategy("keyframes-widest", keyframes="widest", threshold=0.002, min_distance=30),
+    Strategy("keyframes-auto", keyframes="auto", threshold=0.002, min_distance=30, middle_pass=True),
     Strategy("keyframes-late", keyframes="0.4-0.95", threshold=0.002, min_distance=20),
 )
 
@@ -177,12 +179,16 @@ def prepare_camera(clip: bpy.types.MovieClip, *, focal_px: float | None = None, 
 
 
 def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, report: Progress,
-             base: float, span: float) -> tuple[float | None, str]:
+             base: float, span: float, good_error_px: float = 0.3) -> tuple[float | None, str]:
     """One detect-track-clean-solve pass; returns (average error or None, failure reason)."""
     tracking = clip.tracking
     settings = tracking.settings
-    settings.default_pattern_size = st.pattern_size
-    settings.default_search_size = st.search_size
+    # Sizes are tuned at 640 px wide; a larger plate moves more pixels per frame and would get far more
+    # features (time) for no gain: scale spacing and search area with the width, the pattern more gently.
+    k = max(1.0, clip.size[0] / 640)
+    min_distance = round(st.min_distance * k)
+    settings.default_pattern_size = min(round(st.pattern_size * k ** 0.5) | 1, 101)
+    settings.default_search_size = min(round(st.search_size * k), 300)
     settings.default_motion_model = st.motion_model
     settings.default_correlation_min = st.correlation_min
     settings.default_pattern_match = st.pattern_match
@@ -194,32 +200,53 @@ def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, r
     n = clip.frame_duration
     # Features from the first frame tracked forwards, from the last tracked backwards, from the middle both ways:
     # points that enter the frame late or leave early still get long tracks.
-    for start, directions in ((1, (False,)), (n, (True,)), ((n + 1) // 2, (False, True))):
+    passes = [(1, (False,)), (n, (True,))]
+    if st.middle_pass:
+        passes.append(((n + 1) // 2, (False, True)))
+    for start, directions in passes:
         before = {t.name for t in tracking.tracks}
         _set_frame(space, clip, start)
         _select_only(clip, lambda t: False)
         bpy.ops.clip.detect_features(placement="FRAME", margin=st.margin, threshold=st.threshold,
-                                     min_distance=st.min_distance)
+                                     min_distance=min_distance)
         for backwards in directions:
             _set_frame(space, clip, start)
             if not _select_only(clip, lambda t, b=before: t.name not in b):
                 break
             bpy.ops.clip.track_markers(backwards=backwards, sequence=True)
-        report(base + span * (0.2 + 0.2 * [1, n, (n + 1) // 2].index(start)), f"{st.name}: tracked from frame {start}")
+        report(base + span * (0.2 + 0.2 * [p[0] for p in passes].index(start)), f"{st.name}: tracked from frame {start}")
     # Short tracks carry no parallax and hurt the solve.
     shortest = min(st.min_track_frames, n // 2)
     _delete(clip, lambda t: not t.name.startswith("survey") and _track_segment_frames(t) < shortest)
     obj = tracking.objects.active
     keys = _keyframes(clip, st.keyframes)
+    error = _solve_clean(clip, space, st, keys)
+    if (error is None or error > good_error_px) and keys is not None:
+        # The cheap keyframe pick was not good enough: let libmv choose on the same tracks (no re-tracking),
+        # and keep whichever solve is better.
+        first = (error, obj.keyframe_a, obj.keyframe_b)
+        error = _solve_clean(clip, space, st, None)
+        if first[0] is not None and (error is None or first[0] < error):
+            error = _solve_clean(clip, space, st, (first[1], first[2]))
+    if error is None:
+        return None, _why_failed(clip)
+    report(base + span, f"{st.name}: solved, {error:.3f} px")
+    return error, ""
+
+
+def _solve_clean(clip: bpy.types.MovieClip, space: Any, st: Strategy, keys: tuple[int, int] | None) -> float | None:
+    """Solve on the given keyframes (None: libmv's selection), then reject outliers (tracks whose reprojection
+    error stands out: a slipped tracker, a feature on an occlusion edge) and solve again; at most twice."""
+    tracking = clip.tracking
+    settings = tracking.settings
+    obj = tracking.objects.active
     settings.use_keyframe_selection = keys is None
     if keys:
         obj.keyframe_a, obj.keyframe_b = keys
     error = _solve(clip, space)
     if error is None:
-        return None, _why_failed(clip)
-    # Reject outliers: tracks whose reprojection error stands out from the rest (a tracker that slipped, a
-    # feature on an occlusion edge), then solve again on the keyframes found; at most twice.
-    settings.use_keyframe_selection = False
+        return None
+    settings.use_keyframe_selection = False  # later solves keep the keyframes found
     for _ in range(2):
         errors = sorted(t.average_error for t in tracking.tracks if t.has_bundle)
         if not errors:
@@ -237,8 +264,7 @@ def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, r
         if again is None:
             break
         error = again
-    report(base + span, f"{st.name}: solved, {error:.3f} px")
-    return error, ""
+    return error
 
 
 def _solve(clip: bpy.types.MovieClip, space: Any) -> float | None:
@@ -256,12 +282,14 @@ def _solve(clip: bpy.types.MovieClip, space: Any) -> float | None:
 
 def _why_failed(clip: bpy.types.MovieClip) -> str:
     msg = str(clip.get("mediaidx_solve_error", "")) or "the solve failed"
-    tracks = clip.tracking.objects.active.tracks
     obj = clip.tracking.objects.active
+    tracks = len(obj.tracks)
+    if tracks < 8:
+        return (f"too few tracks: {tracks} survived tracking and cleaning, 8 common to both keyframes are needed "
+                f"(a featureless, blurred or very short plate?); the solver said: {msg}")
     if "common tracks" in msg:
-        return (f"too few common tracks: {msg} (keyframes {obj.keyframe_a} and {obj.keyframe_b}; "
-                f"{len(tracks)} tracks survived cleaning)")
-    return msg
+        return f"too few common tracks: {msg} (keyframes {obj.keyframe_a} and {obj.keyframe_b}; {tracks} tracks)"
+    return f"{msg} ({tracks} tracks)"
 
 
 def track_plate(clip: bpy.types.MovieClip, *, strategies: tuple[Strategy, ...] = STRATEGIES,
@@ -279,7 +307,7 @@ def track_plate(clip: bpy.types.MovieClip, *, strategies: tuple[Strategy, ...] =
     with clip_editor(clip) as (space, _area):
         for i, st in enumerate(strategies):
             clip.tracking.camera.focal_length_pixels = seed_focal
-            error, reason = _attempt(clip, space, st, refine, report, i * span, span)
+            error, reason = _attempt(clip, space, st, refine, report, i * span, span, good_error_px)
             result.attempts.append({"strategy": st.name, "error_px": error, "reason": reason,
                                     "tracks": len(clip.tracking.tracks)})
             if error is not None and (best is None or error < best[0]):
@@ -289,7 +317,7 @@ def track_plate(clip: bpy.types.MovieClip, *, strategies: tuple[Strategy, ...] =
         if best is not None and best[1] is not st:
             # The last attempt was not the best: redo the best so the clip holds its tracks and solve.
             clip.tracking.camera.focal_length_pixels = seed_focal
-            _attempt(clip, space, best[1], refine, report, 0.95, 0.05)
+            _attempt(clip, space, best[1], refine, report, 0.95, 0.05, good_error_px)
     result.seconds = time.perf_counter() - started
     rec = clip.tracking.objects.active.reconstruction
     if best is None or not rec.is_valid:
