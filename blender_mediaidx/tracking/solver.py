@@ -31,7 +31,7 @@ class Strategy:
 
     name: str
     threshold: float = 0.005        # detect_features corner threshold (Blender's default 0.5 finds few)
-    min_distance: int = 40          # px between detected features (default 120)
+    min_distance: int = 40          # px between detected features at 640 px wide (Blender: 120 at any size)
     margin: int = 16
     pattern_size: int = 15          # at 640 px wide; scaled with the plate (see _attempt)
     search_size: int = 51
@@ -186,9 +186,9 @@ def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, r
     # Sizes are tuned at 640 px wide; a larger plate moves more pixels per frame and would get far more
     # features (time) for no gain: scale spacing and search area with the width, the pattern more gently.
     k = max(1.0, clip.size[0] / 640)
-    min_distance = round(st.min_distance * k)
+    min_distance = round(st.min_distance * k ** 1.3)  # fewer, costlier tracks on big plates
     settings.default_pattern_size = min(round(st.pattern_size * k ** 0.5) | 1, 101)
-    settings.default_search_size = min(round(st.search_size * k), 300)
+    settings.default_search_size = min(round(st.search_size * k ** 0.6), 300)
     settings.default_motion_model = st.motion_model
     settings.default_correlation_min = st.correlation_min
     settings.default_pattern_match = st.pattern_match
