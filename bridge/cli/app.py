@@ -474,6 +474,34 @@ def track(
         raise typer.Exit(1)
 
 
+@app.command()
+def sync(
+    files: Annotated[list[Path], typer.Argument(help="Recordings of the same event: video with audio or audio.")],
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", "-r", help="The file the others are placed against (default: the longest).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Offsets between recordings by their sound: seconds, samples and frames, a confidence, and clock drift."""
+    from ..sync import sync_files
+
+    paths = [str(f) for f in files]
+    if reference is not None and str(reference) not in paths:
+        paths.insert(0, str(reference))
+    results = sync_files(paths, reference=str(reference) if reference else None)
+    if as_json:
+        render.print_json({"reference": results[0].path, "results": [r.as_dict() for r in results]})
+        return
+    from rich.table import Table
+
+    table = Table("file", "status", "offset s", "samples", "frames", "confidence", "drift ppm", box=None)
+    for r in results:
+        fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
+        table.add_row(r.path, r.status if r.status != "unsynced" else f"[yellow]unsynced[/yellow] {r.reason}",
+                      fmt(r.offset_seconds, "+.4f"), fmt(r.offset_samples, "d"), fmt(r.offset_frames, ".2f"),
+                      fmt(r.confidence, ".1f"), fmt(r.drift_ppm, "+.1f"))
+    render.out.print(table)
+
+
 class Interrupted(MediaIdxError):
     exit_code = 130
 

@@ -1,0 +1,5 @@
+"""Audio-waveform sync: offsets (and clock drift) between recordings of the same event."""
+
+from .align import SyncResult, sync_files
+
+__all__ = ["SyncResult", "sync_files"]
