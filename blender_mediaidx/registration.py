@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import bridge_link, ops, prefs, props, ui
+from . import bridge_link, ops, prefs, props, sync_ops, ui
 from .tracking import ops as tracking_ops
 
 _register, _unregister = bpy.utils.register_classes_factory(
-    (*prefs.classes, *props.classes, *ops.classes, *ui.classes, *tracking_ops.classes))
+    (*prefs.classes, *props.classes, *ops.classes, *ui.classes, *tracking_ops.classes, *sync_ops.classes))
 
 
 def register() -> None:

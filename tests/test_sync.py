@@ -122,12 +122,22 @@ def test_cli_sync_json(tmp_path: Path) -> None:
     src = babble(30, 16000, seed=7)
     a = write(tmp_path / "long.wav", src, 16000)
     b = write(tmp_path / "short.wav", src[int(4.25 * 16000): (20 * 16000)], 16000)
-    done = subprocess.run([*CLI, "--catalog", str(tmp_path / "c.sqlite"), "sync", str(b), str(a), "--json"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*CLI, "--catalog", str(tmp_path / "c.sqlite"), "sync", str(b), str(a), "--json",
+                           "--otio", str(tmp_path / "group.otio")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["reference"] == str(a)
     (res,) = [r for r in doc["results"] if r["path"] == str(b)]
     assert res["status"] == "synced" and res["offset_seconds"] == pytest.approx(4.25, abs=0.001)
+    # The OpenTimelineIO timeline an editor imports: the short file starts 4.25 s after the long one.
+    import opentimelineio as otio
+
+    tl = otio.adapters.read_from_file(str(tmp_path / "group.otio"))
+    starts = {}
+    for track in tl.tracks:
+        (clip,) = [c for c in track if isinstance(c, otio.schema.Clip)]
+        starts[clip.name] = track.range_of_child(clip).start_time.to_seconds()
+        assert clip.media_reference.target_url.endswith(clip.name)
+    assert starts["long.wav"] == 0 and starts["short.wav"] == pytest.approx(4.25, abs=1 / 25)
     bad = subprocess.run([*CLI, "sync", str(a), str(tmp_path / "missing.wav")], capture_output=True, text=True)
     assert bad.returncode != 0 and "missing.wav" in bad.stderr and "Traceback" not in bad.stderr

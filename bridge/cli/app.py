@@ -479,6 +479,8 @@ def sync(
     files: Annotated[list[Path], typer.Argument(help="Recordings of the same event: video with audio or audio.")],
     reference: Annotated[Path | None, typer.Option(
         "--reference", "-r", help="The file the others are placed against (default: the longest).")] = None,
+    otio_out: Annotated[Path | None, typer.Option(
+        "--otio", help="Also write the synced group as an OpenTimelineIO timeline (.otio).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Offsets between recordings by their sound: seconds, samples and frames, a confidence, and clock drift."""
@@ -488,6 +490,10 @@ def sync(
     if reference is not None and str(reference) not in paths:
         paths.insert(0, str(reference))
     results = sync_files(paths, reference=str(reference) if reference else None)
+    if otio_out is not None:
+        from ..sync.timeline import write_timeline
+
+        write_timeline(results, otio_out, name=otio_out.stem)
     if as_json:
         render.print_json({"reference": results[0].path, "results": [r.as_dict() for r in results]})
         return
