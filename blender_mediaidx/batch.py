@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_track(argv: list[str]) -> argparse.Namespace:
+    from .core.track_formats import FORMATS
+
     ap = argparse.ArgumentParser(prog="blender_mediaidx.batch track",
                                  description="Solve a hero camera and its witnesses; export for matchmove.")
     ap.add_argument("hero", help="the hero plate: a movie or the first image of a sequence")
@@ -124,7 +126,7 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--fps", help="scene rate, e.g. 24000/1001")
     ap.add_argument("--refine", default="FOCAL")
     ap.add_argument("--name", default="shot")
-    ap.add_argument("--formats", default=",".join(("chan", "fbx", "abc", "3de", "csv", "json")))
+    ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--save-blend", action="store_true", help="also save the solved scene as shot.blend")
     args = ap.parse_args(argv)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from fractions import Fraction
 
 import bpy
 from bpy.props import IntProperty, StringProperty
 
+from .core.scene_setup import scene_rate
 from .core.synced import place
 
 
@@ -33,7 +33,7 @@ class MEDIAIDX_OT_build_synced_timeline(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         scene = context.scene
-        fps = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+        fps = scene_rate(scene.render.fps, scene.render.fps_base)
         placements, unsynced = place(results, fps, self.start_frame)
         if not placements:
             self.report({"ERROR"}, "nothing synced to lay out")

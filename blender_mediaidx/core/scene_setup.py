@@ -68,6 +68,11 @@ def blender_fps(rate: Fraction) -> tuple[int, float]:
     return num, float(den)
 
 
+def scene_rate(fps: int, fps_base: float) -> Fraction:
+    """The exact rate of a scene's (fps, fps_base): the inverse of blender_fps."""
+    return Fraction(fps) / Fraction(fps_base).limit_denominator(1001)
+
+
 def video_stream(probe: dict[str, Any] | None) -> dict[str, Any] | None:
     for s in (probe or {}).get("streams", []) or []:
         if s.get("type") == "video" and not (s.get("disposition") and "attached_pic" in s["disposition"]):

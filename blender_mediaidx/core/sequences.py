@@ -32,6 +32,11 @@ class ImageSequence:
         """The printf-style pattern other tools use: plate.%04d.exr."""
         return os.path.join(self.folder, f"{self.head}%0{self.padding}d{self.tail}")
 
+    @property
+    def hash_pattern(self) -> str:
+        """The same with # padding, as Nuke and most matchmove tools write it: plate.####.exr."""
+        return os.path.join(self.folder, f"{self.head}{'#' * self.padding}{self.tail}")
+
     def files(self) -> list[str]:
         gaps = set(self.missing)
         return [os.path.basename(self.path(f)) for f in range(self.first, self.last + 1) if f not in gaps]

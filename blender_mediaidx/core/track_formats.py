@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+FORMATS = ("chan", "fbx", "abc", "3de", "csv", "json")  # what an export can write, besides lens and plate
+
 Track2D = tuple[str, Sequence[tuple[int, float, float]]]  # (name, [(frame, x_px, y_px), ...])
 
 # Blender world (Z up) to Nuke/Maya world (Y up): a -90 degree turn about X.

@@ -7,11 +7,9 @@ the plate's whole range, the last frame included; that is what a user sees in th
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,10 @@ import bpy
 import numpy as np
 
 from ..core import track_formats as tf
+from ..core.scene_setup import scene_rate
+from ..core.sequences import find_sequence
 
-FORMATS = ("chan", "fbx", "abc", "3de", "csv", "json")
+FORMATS = tf.FORMATS
 
 
 @dataclass
@@ -99,23 +99,18 @@ def lens_info(clip: bpy.types.MovieClip) -> dict[str, Any]:
     }
 
 
-def plate_info(clip: bpy.types.MovieClip, scene: bpy.types.Scene, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def plate_info(clip: bpy.types.MovieClip, scene: bpy.types.Scene) -> dict[str, Any]:
     first = clip.frame_start
     last = clip.frame_start + clip.frame_duration - 1
     path = bpy.path.abspath(clip.filepath)
-    pattern = path
-    if clip.source == "SEQUENCE":
-        from ..core.sequences import find_sequence
-
-        seq = find_sequence(path)
-        if seq is not None:
-            pattern = os.path.join(seq.folder, f"{seq.head}{'#' * seq.padding}{seq.tail}")
-    fps = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+    seq = find_sequence(path) if clip.source == "SEQUENCE" else None
+    pattern = seq.hash_pattern if seq is not None else path
+    fps = scene_rate(scene.render.fps, scene.render.fps_base)
     return {
         "path": pattern, "source": clip.source.lower(), "first_frame": first, "last_frame": last,
         "fps": f"{fps.numerator}/{fps.denominator}", "fps_float": float(fps),
         "width": clip.size[0], "height": clip.size[1], "pixel_aspect": clip.tracking.camera.pixel_aspect,
-        "colorspace": clip.colorspace_settings.name, **(extra or {}),
+        "colorspace": clip.colorspace_settings.name,
     }
 
 
@@ -137,8 +132,7 @@ def tracks_2d(clip: bpy.types.MovieClip) -> tuple[list[tf.Track2D], dict[str, fl
 
 
 def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, *, name: str | None = None,
-                  formats: tuple[str, ...] = FORMATS, transform: np.ndarray | None = None,
-                  plate_extra: dict[str, Any] | None = None) -> CameraExport:
+                  formats: tuple[str, ...] = FORMATS, transform: np.ndarray | None = None) -> CameraExport:
     """Write one camera's files into `out`. `transform` (4x4, a similarity) moves a witness into the hero's
     space before writing."""
     rec = clip.tracking.objects.active.reconstruction
@@ -153,7 +147,7 @@ def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, 
     last = clip.frame_start + clip.frame_duration - 1
     result = CameraExport(name=name, camera=obj.name, clip=clip.name, first_frame=first, last_frame=last)
     result.lens = lens_info(clip)
-    result.plate = plate_info(clip, scene, plate_extra)
+    result.plate = plate_info(clip, scene)
     result.solve = {"average_error_px": float(rec.average_error), "solved_frames": len(rec.cameras),
                     "tracks": len(clip.tracking.objects.active.tracks)}
     mats = camera_matrices(scene, obj, first, last)
@@ -175,10 +169,9 @@ def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, 
         p = out / f"{name}_2d.json"
         tf.write_json(p, tf.tracks_document(tracks, *clip.size, errors, bundles))
         files["json"] = p.name
-    (out / f"{name}_lens.json").write_text(json.dumps(result.lens, indent=2) + "\n")
-    files["lens"] = f"{name}_lens.json"
-    (out / f"{name}_plate.json").write_text(json.dumps(result.plate, indent=2) + "\n")
-    files["plate"] = f"{name}_plate.json"
+    for kind, doc in (("lens", result.lens), ("plate", result.plate)):
+        tf.write_json(out / f"{name}_{kind}.json", doc)
+        files[kind] = f"{name}_{kind}.json"
     if "fbx" in formats or "abc" in formats:
         baked = _baked_copy(scene, obj, mats, name)
         try:

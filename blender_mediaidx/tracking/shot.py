@@ -16,13 +16,13 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.scene_setup import blender_fps, parse_rate
+from ..core.scene_setup import blender_fps, parse_rate, scene_rate
 from ..core.sequences import find_sequence
 from ..core.similarity import apply_similarity, similarity_matrix, similarity_transform
 from . import export, solver
+from .solver import SURVEY_PREFIX, is_survey
 
 SCHEMA = "mediaidx.shot/1"
-SURVEY_PREFIX = "survey_"
 CONVENTIONS = {
     "world": "Blender: Z up; units of the hero's solve (arbitrary scale, no survey distances applied)",
     "camera": "looks down local -Z, local +Y up; exported matrices are rigid (no scale)",
@@ -90,7 +90,7 @@ def add_survey_tracks(clip: bpy.types.MovieClip, survey: dict[str, dict[str, lis
 
 def survey_bundles(clip: bpy.types.MovieClip) -> dict[str, np.ndarray]:
     return {t.name[len(SURVEY_PREFIX):]: np.array(t.bundle) for t in clip.tracking.objects.active.tracks
-            if t.name.startswith(SURVEY_PREFIX) and t.has_bundle}
+            if is_survey(t) and t.has_bundle}
 
 
 def align(hero: dict[str, np.ndarray], witness: dict[str, np.ndarray]) -> dict[str, Any] | None:
@@ -110,7 +110,7 @@ def align(hero: dict[str, np.ndarray], witness: dict[str, np.ndarray]) -> dict[s
 def _scene_fps(scene: bpy.types.Scene, fps: str | None) -> Fraction:
     rate = parse_rate(fps) if fps else None
     if rate is None:
-        rate = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
+        rate = scene_rate(scene.render.fps, scene.render.fps_base)
     scene.render.fps, scene.render.fps_base = blender_fps(rate)
     return rate
 
@@ -146,8 +146,7 @@ def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.F
     hero_bundles = survey_bundles(hero_clip)
     manifest = _base_manifest(spec.name, rate)
     for cam, clip, res in zip(cams, clips, solves, strict=True):
-        entry: dict[str, Any] = {"role": cam.role, "clip": clip.name, "plate_path": cam.path,
-                                 "solve": res.as_dict()}
+        entry: dict[str, Any] = {}
         transform = None
         if cam.role == "witness":
             offset = cam.offset_frames
@@ -160,13 +159,9 @@ def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.F
                 transform = np.array(alignment["matrix"])
         exp = export.export_camera(scene, clip, out, name=cam.name or os.path.splitext(clip.name)[0],
                                    formats=formats, transform=transform)
-        entry.update({"name": exp.name, "camera_object": exp.camera, "first_frame": exp.first_frame,
-                      "last_frame": exp.last_frame, "files": exp.files, "lens": exp.lens, "plate": exp.plate})
-        manifest["cameras"].append(entry)
-    for name in sorted(hero_bundles):
-        point = {"name": name, "hero": hero_bundles[name].tolist()}
-        manifest["survey_points"].append(point)
-    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+        manifest["cameras"].append({**_camera_entry(cam.role, clip, cam.path, res.as_dict(), exp), **entry})
+    manifest["survey_points"] = _survey_points(hero_bundles)
+    _write_manifest(out, manifest)
     report(1.0, "exported")
     return manifest
 
@@ -183,15 +178,27 @@ def _base_manifest(name: str, rate: Fraction) -> dict[str, Any]:
 def single_camera_manifest(scene: bpy.types.Scene, clip: bpy.types.MovieClip, exp: export.CameraExport,
                            out: Path) -> dict[str, Any]:
     """shot.json for one exported camera (the export operator), in the same schema as a full shot."""
-    rate = Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
-    manifest = _base_manifest(exp.name, rate)
-    manifest["cameras"].append({"role": "hero", "clip": clip.name, "plate_path": exp.plate.get("path"),
-                                "solve": exp.solve, "name": exp.name, "camera_object": exp.camera,
-                                "first_frame": exp.first_frame, "last_frame": exp.last_frame, "files": exp.files,
-                                "lens": exp.lens, "plate": exp.plate})
-    manifest["survey_points"] = [{"name": n, "hero": b.tolist()} for n, b in sorted(survey_bundles(clip).items())]
-    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+    manifest = _base_manifest(exp.name, scene_rate(scene.render.fps, scene.render.fps_base))
+    manifest["cameras"].append(_camera_entry("hero", clip, exp.plate.get("path"), exp.solve, exp))
+    manifest["survey_points"] = _survey_points(survey_bundles(clip))
+    _write_manifest(out, manifest)
     return manifest
+
+
+def _camera_entry(role: str, clip: bpy.types.MovieClip, plate_path: str | None, solve: dict[str, Any],
+                  exp: export.CameraExport) -> dict[str, Any]:
+    """One camera in shot.json (a witness adds its sync and alignment)."""
+    return {"role": role, "clip": clip.name, "plate_path": plate_path, "solve": solve, "name": exp.name,
+            "camera_object": exp.camera, "first_frame": exp.first_frame, "last_frame": exp.last_frame,
+            "files": exp.files, "lens": exp.lens, "plate": exp.plate}
+
+
+def _survey_points(hero_bundles: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [{"name": n, "hero": b.tolist()} for n, b in sorted(hero_bundles.items())]
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(v: Any) -> Any:
@@ -202,11 +209,3 @@ def _jsonable(v: Any) -> Any:
     if hasattr(v, "__dataclass_fields__"):
         return asdict(v)
     return str(v)
-
-
-def spec_from_json(doc: dict[str, Any]) -> ShotSpec:
-    """A ShotSpec from the JSON the CLI and batch job take (same field names)."""
-    hero = CameraSpec(**{**doc["hero"], "role": "hero"})
-    witnesses = [CameraSpec(**{**w, "role": "witness"}) for w in doc.get("witnesses", [])]
-    return ShotSpec(hero=hero, witnesses=witnesses, survey=doc.get("survey", {}), fps=doc.get("fps"),
-                    refine=doc.get("refine", "FOCAL"), name=doc.get("name", "shot"))

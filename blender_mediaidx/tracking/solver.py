@@ -17,6 +17,11 @@ from typing import Any
 import bpy
 
 Progress = Callable[[float, str], None]
+SURVEY_PREFIX = "survey_"  # user-marked survey tracks: never cleared, cleaned or rejected by the solver
+
+
+def is_survey(track: Any) -> bool:
+    return track.name.startswith(SURVEY_PREFIX)
 
 
 class TrackingError(Exception):
@@ -39,8 +44,7 @@ class Strategy:
     correlation_min: float = 0.75
     pattern_match: str = "KEYFRAME"
     keyframes: str = "widest"       # "widest" (pick_keyframes, then libmv's choice if poor), "auto" (libmv's
-                                    # selection) or "a-b" fractions
-                                    # of the clip, e.g. "0.1-0.6"
+                                    # selection) or "a-b" fractions of the clip, e.g. "0.1-0.6"
     min_track_frames: int = 10
     reject_error_px: float = 2.0    # tracks above max(this / 4, 3 x the median track error) are dropped
     middle_pass: bool = False       # also detect on the middle frame and track both ways
@@ -115,7 +119,7 @@ def _delete(clip: bpy.types.MovieClip, predicate: Callable[[Any], bool]) -> int:
 
 
 def _clear(clip: bpy.types.MovieClip) -> None:
-    _delete(clip, lambda t: not t.name.startswith("survey"))
+    _delete(clip, lambda t: not is_survey(t))
 
 
 def _select_only(clip: bpy.types.MovieClip, predicate: Callable[[Any], bool]) -> int:
@@ -198,8 +202,8 @@ def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, r
     settings.refine_intrinsics_radial_distortion = "RADIAL" in refine
     _clear(clip)
     n = clip.frame_duration
-    # Features from the first frame tracked forwards, from the last tracked backwards, from the middle both ways:
-    # points that enter the frame late or leave early still get long tracks.
+    # Features from the first frame tracked forwards, from the last tracked backwards (and, for some strategies,
+    # from the middle both ways): points that enter the frame late or leave early still get long tracks.
     passes = [(1, (False,)), (n, (True,))]
     if st.middle_pass:
         passes.append(((n + 1) // 2, (False, True)))
@@ -217,24 +221,24 @@ def _attempt(clip: bpy.types.MovieClip, space: Any, st: Strategy, refine: str, r
         report(base + span * (0.2 + 0.2 * [p[0] for p in passes].index(start)), f"{st.name}: tracked from frame {start}")
     # Short tracks carry no parallax and hurt the solve.
     shortest = min(st.min_track_frames, n // 2)
-    _delete(clip, lambda t: not t.name.startswith("survey") and _track_segment_frames(t) < shortest)
+    _delete(clip, lambda t: not is_survey(t) and _track_segment_frames(t) < shortest)
     obj = tracking.objects.active
     keys = _keyframes(clip, st.keyframes)
-    error = _solve_clean(clip, space, st, keys)
+    error = _solve_clean(clip, st, keys)
     if (error is None or error > good_error_px) and keys is not None:
         # The cheap keyframe pick was not good enough: let libmv choose on the same tracks (no re-tracking),
         # and keep whichever solve is better.
         first = (error, obj.keyframe_a, obj.keyframe_b)
-        error = _solve_clean(clip, space, st, None)
+        error = _solve_clean(clip, st, None)
         if first[0] is not None and (error is None or first[0] < error):
-            error = _solve_clean(clip, space, st, (first[1], first[2]))
+            error = _solve_clean(clip, st, (first[1], first[2]))
     if error is None:
         return None, _why_failed(clip)
     report(base + span, f"{st.name}: solved, {error:.3f} px")
     return error, ""
 
 
-def _solve_clean(clip: bpy.types.MovieClip, space: Any, st: Strategy, keys: tuple[int, int] | None) -> float | None:
+def _solve_clean(clip: bpy.types.MovieClip, st: Strategy, keys: tuple[int, int] | None) -> float | None:
     """Solve on the given keyframes (None: libmv's selection), then reject outliers (tracks whose reprojection
     error stands out: a slipped tracker, a feature on an occlusion edge) and solve again; at most twice."""
     tracking = clip.tracking
@@ -243,7 +247,7 @@ def _solve_clean(clip: bpy.types.MovieClip, space: Any, st: Strategy, keys: tupl
     settings.use_keyframe_selection = keys is None
     if keys:
         obj.keyframe_a, obj.keyframe_b = keys
-    error = _solve(clip, space)
+    error = _solve(clip)
     if error is None:
         return None
     settings.use_keyframe_selection = False  # later solves keep the keyframes found
@@ -254,20 +258,20 @@ def _solve_clean(clip: bpy.types.MovieClip, space: Any, st: Strategy, keys: tupl
         limit = max(st.reject_error_px * 0.25, 3.0 * errors[len(errors) // 2])
 
         def is_bad(t: Any, limit: float = limit) -> bool:
-            return t.has_bundle and t.average_error > limit and not t.name.startswith("survey")
+            return t.has_bundle and t.average_error > limit and not is_survey(t)
 
         bad = sum(1 for t in tracking.tracks if is_bad(t))
         if not bad or bad > 0.3 * len(errors):
             break
         _delete(clip, is_bad)
-        again = _solve(clip, space)
+        again = _solve(clip)
         if again is None:
             break
         error = again
     return error
 
 
-def _solve(clip: bpy.types.MovieClip, space: Any) -> float | None:
+def _solve(clip: bpy.types.MovieClip) -> float | None:
     try:
         bpy.ops.clip.solve_camera()
     except RuntimeError as exc:
@@ -347,7 +351,7 @@ def default_pipeline(clip: bpy.types.MovieClip) -> SolveResult:
         bpy.ops.clip.detect_features()
         _select_only(clip, lambda t: True)
         bpy.ops.clip.track_markers(backwards=False, sequence=True)
-        error = _solve(clip, space)
+        error = _solve(clip)
         if error is None:
             result.reason = _why_failed(clip)
     result.seconds = time.perf_counter() - started

@@ -124,9 +124,9 @@ def _frames(seconds: float, fps: str | None) -> float | None:
 
 
 def sync_pair(ref: str, other: str, *, env_ref: np.ndarray | None = None, ref_info: decode.AudioInfo | None = None,
-              windows: int = 5, window_s: float = 6.0) -> SyncResult:
+              other_info: decode.AudioInfo | None = None, windows: int = 5, window_s: float = 6.0) -> SyncResult:
     ref_info = ref_info or decode.info(ref)
-    oinfo = decode.info(other)
+    oinfo = other_info or decode.info(other)
     env_r = env_ref if env_ref is not None else decode.envelope(ref)
     env_o = decode.envelope(other)
     result = SyncResult(path=other, reference=ref, status="unsynced")
@@ -202,5 +202,5 @@ def sync_files(paths: list[str], reference: str | None = None) -> list[SyncResul
     for p in paths:
         if os.path.abspath(p) == os.path.abspath(ref):
             continue
-        out.append(sync_pair(ref, p, env_ref=env_ref, ref_info=infos[ref]))
+        out.append(sync_pair(ref, p, env_ref=env_ref, ref_info=infos[ref], other_info=infos[p]))
     return out
