@@ -34,6 +34,8 @@ extension: $(STAMP)
 
 ## Benchmarks are run by hand; figures go to docs/benchmarks.md.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip install --quiet --no-deps 'scenedetect>=0.6' 'syncstart>=1.1'
 	$(PY) bench/run_all.py
 
 clean:
