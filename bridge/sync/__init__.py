@@ -1,5 +1,6 @@
 """Audio-waveform sync: offsets (and clock drift) between recordings of the same event."""
 
-from .align import SyncResult, sync_files
+from .align import SyncResult
+from .group import sync_files
 
 __all__ = ["SyncResult", "sync_files"]

@@ -41,7 +41,7 @@ def build_timeline(results: list[SyncResult], *, name: str = "synced", rate: str
             source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fr),
                                                  otio.opentime.RationalTime.from_seconds(i.duration, fr)))
         clip.metadata["mediaidx"] = {"offset_seconds": r.offset_seconds, "drift_ppm": r.drift_ppm,
-                                     "confidence": r.confidence, "status": r.status}
+                                     "confidence": r.confidence, "status": r.status, "via": r.via}
         track.append(clip)
         tl.tracks.append(track)
     return tl
