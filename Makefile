@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv clean extension
+.PHONY: demo test lint bench venv clean extension screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Index the bundled demo library into the default catalog and show what was found.
+## Index the bundled demo library into the default catalog, show what was found, then serve it: the bridge
+## and the dashboard (http://127.0.0.1:8765/) until Ctrl-C.
 demo: $(STAMP)
-	$(PY) -m bridge.demo
+	$(PY) -m bridge.demo --serve
 
 ## Lint, then the whole test suite.
 test: $(STAMP)
@@ -25,6 +26,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+## Dashboard screenshots for the README (headless Debian chromium), by the end-to-end tests.
+screenshots: $(STAMP)
+	MEDIAIDX_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/web/test_dashboard.py -q
 
 ## The Blender extension: fetch the manifest's wheels, validate, one zip per platform in dist/.
 extension: $(STAMP)

@@ -13,6 +13,10 @@ SCRIPTS = [
     ["bench_probe.py"],
     ["bench_scan.py"],
     ["bench_scan.py", "--sidecars"],
+    ["bench_remote.py"],
+    ["bench_api.py"],
+    ["bench_shots.py"],
+    ["bench_sync.py"],
 ]
 
 if __name__ == "__main__":

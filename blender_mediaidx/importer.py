@@ -199,7 +199,8 @@ def _plane(scene: bpy.types.Scene, asset: dict[str, Any], path: str, s: PlateSet
     for loop, co in zip(mesh.loops, ((0, 0), (1, 0), (1, 1), (0, 1)), strict=True):
         uv.data[loop.index].uv = co
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if mat.node_tree is None:  # Blender < 5.0; 5.0 gives every material a node tree (use_nodes is deprecated)
+        mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     out = nodes.new("ShaderNodeOutputMaterial")

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--library", type=Path, default=REPO / "build" / "demo-library")
     ap.add_argument("--catalog", default=None, help="default: the per-user catalog (or MEDIAIDX_CATALOG)")
     ap.add_argument("--no-corpus", action="store_true", help="do not index ../shared/corpus even if present")
+    ap.add_argument("--serve", action="store_true",
+                    help="then run `mediaidx serve` on the demo catalog (bridge + dashboard) until Ctrl-C")
+    ap.add_argument("--http", default=None, help="dashboard address for --serve (default 127.0.0.1:8765)")
     args = ap.parse_args(argv)
 
     lib = build_demo_library(args.library)
@@ -78,6 +81,13 @@ def main(argv: list[str] | None = None) -> None:
         render.print_stats(ix.stats())
         render.out.print("\nTry: [bold].venv/bin/mediaidx search harbour[/bold], "
                          "[bold].venv/bin/mediaidx show 1[/bold], [bold].venv/bin/mediaidx stats[/bold]")
+        settings = ix.settings
+    if args.serve:  # the bridge and the dashboard on this catalog, in the foreground
+        from .cli.app import main as cli_main
+
+        render.out.print("\n[bold]Starting mediaidx serve[/bold]: open the dashboard address below (Ctrl-C stops)")
+        cli_main(["--catalog", str(settings.catalog_path), "--cache-dir", str(settings.cache_dir), "serve",
+                  *(["--http", args.http] if args.http else [])])
 
 
 if __name__ == "__main__":

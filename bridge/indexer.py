@@ -85,8 +85,10 @@ class MediaIndexer:
              dry_run: bool = False, follow_symlinks: bool = False, retry_failed: bool = False,
              allow_empty: bool = False, jobs: int | None = None, thumb_size: int = 320,
              thumb_format: str = "jpeg", progress: ProgressFn | None = None,
-             cancel: threading.Event | None = None) -> ScanSummary:
+             cancel: threading.Event | None = None, analyze: bool = False) -> ScanSummary:
         """Sync the catalog with ``roots`` (every known root when none is given).
+
+        ``analyze`` also finds shots, key frames and a hero image of new and changed video clips.
 
         ``dry_run`` returns the exact plan in ``summary.plan`` and changes nothing, not even the
         catalog file's bytes or the thumbnail cache.
@@ -101,7 +103,7 @@ class MediaIndexer:
                 raise UsageError("no root to scan: give a folder (mediaidx scan /path/to/media)")
         opts = ScanOptions(probe=probe, thumbs=thumbs, dry_run=dry_run, follow_symlinks=follow_symlinks,
                            retry_failed=retry_failed, allow_empty=allow_empty, jobs=jobs,
-                           thumb_size=thumb_size, thumb_format=thumb_format)
+                           thumb_size=thumb_size, thumb_format=thumb_format, analyze=analyze)
         if dry_run:
             with Catalog(self.catalog_path, readonly=True) as db:
                 return Scanner(db, self.thumbs_dir, opts, progress, cancel).scan(roots)
@@ -145,9 +147,15 @@ class MediaIndexer:
         return library_stats(self._read_db().conn)
 
     def probe(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Probe one file directly (catalog untouched)."""
+        """Probe one file directly (catalog untouched); a remote URL (s3://, smb://, sftp://) is probed by
+        ranged reads."""
         from .probe import probe_file
+        from .storage import is_remote
 
+        if isinstance(path, str) and is_remote(path):
+            from .storage.remote import probe_url
+
+            return probe_url(path)
         return probe_file(os.fspath(path))
 
     def native_path(self, ref: str | int) -> str | bytes:
@@ -159,6 +167,27 @@ class MediaIndexer:
             return full.decode("utf-8")
         except UnicodeDecodeError:
             return full
+
+    # -- video analysis (bridge/analysis) --------------------------------------------------------------
+    def analyze(self, ref: str | int, *, dry_run: bool = False) -> dict[str, Any]:
+        """Find a catalogued clip's shots, key frames and hero image and store them (dry: the plan only)."""
+        from .analysis.store import analyze_asset
+
+        return analyze_asset(self, ref, dry_run=dry_run)
+
+    def shots(self, ref: str | int) -> list[dict[str, Any]]:
+        """The stored shots of an asset, each with its key frame and scores ([] before analysis)."""
+        from .analysis.store import load_shots
+
+        conn = self._read_db().conn
+        return load_shots(conn, search_mod.resolve(conn, ref))
+
+    def hero_image(self, ref: str | int) -> Path | None:
+        """The asset's hero JPEG in the thumbnail cache, or None when it has none (yet)."""
+        from .analysis.store import hero_file
+
+        conn = self._read_db().conn
+        return hero_file(conn, search_mod.resolve(conn, ref), self.thumbs_dir)
 
     # -- user metadata ---------------------------------------------------------------------------------
     def tag(self, ref: str | int, tags: Iterable[str], *, remove: bool = False, dry_run: bool = False

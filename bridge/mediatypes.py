@@ -30,6 +30,11 @@ def split_ext(name: bytes) -> bytes:
     return name[dot + 1:].lower() if dot > 0 else b""
 
 
+def kind_of_ext(ext: bytes) -> str | None:
+    """'video', 'audio' or 'image' for a lower-case extension (no dot); None for anything else."""
+    return _KIND_BY_EXT.get(ext)
+
+
 def kind_of(name: bytes) -> str | None:
     """'video', 'audio' or 'image' for a file name we catalogue; None for anything else."""
     if name[:1] == b".":

@@ -1,4 +1,4 @@
--- The mediaidx catalog, schema version 1 (PRAGMA user_version).
+-- The mediaidx catalog, schema version 2 (PRAGMA user_version).
 -- New catalogs are created from this file; older ones are brought here by bridge/catalog/migrations.py.
 -- docs/catalog.md explains every table. Paths are BLOBs of the bytes the storage gave us, relative to
 -- the root, so names that are not valid UTF-8 survive exactly; text copies for search live in asset_fts.
@@ -110,3 +110,43 @@ CREATE VIRTUAL TABLE asset_fts USING fts5 (
     name, path, meta, tags, note,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+
+-- Video analysis (bridge/analysis, mediaidx scan --analyze): one row per analysed clip, with its hero
+-- image; its shots and one key frame per shot. Rows go with their asset (ON DELETE CASCADE).
+CREATE TABLE analyses (
+    asset_id     INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE,
+    fingerprint  BLOB,                          -- the content analysed; a changed file is analysed again
+    version      INTEGER NOT NULL,              -- bridge.analysis.ANALYSIS_VERSION
+    analyzed_at  REAL NOT NULL,
+    frames       INTEGER,
+    fps          REAL,
+    shot_count   INTEGER NOT NULL DEFAULT 0,
+    hero         TEXT,                          -- path inside the thumbnail cache; '' = none
+    hero_frame   INTEGER,
+    hero_time    REAL,
+    hero_scores  TEXT,                          -- JSON: every measure behind the pick
+    error        TEXT                           -- why the clip could not be analysed
+);
+
+CREATE TABLE shots (
+    asset_id          INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+    idx               INTEGER NOT NULL,         -- 0-based, in time order
+    start_frame       INTEGER NOT NULL,
+    end_frame         INTEGER NOT NULL,         -- inclusive
+    start_time        REAL NOT NULL,
+    end_time          REAL NOT NULL,
+    boundary          TEXT NOT NULL,            -- how it starts: start | cut | fade | dissolve
+    score             REAL,
+    transition_start  INTEGER,                  -- frames of the fade/dissolve leading into it
+    transition_end    INTEGER,
+    PRIMARY KEY (asset_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE keyframes (
+    asset_id  INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+    shot      INTEGER NOT NULL,
+    frame     INTEGER NOT NULL,
+    time      REAL NOT NULL,
+    scores    TEXT NOT NULL,                    -- JSON: sharpness, exposure, colourfulness, faces, ... total
+    PRIMARY KEY (asset_id, shot)
+) WITHOUT ROWID;

@@ -28,7 +28,9 @@ def library(tmp_path: Path) -> tuple[Path, Path, Path]:
     root.mkdir()
     synth.make_video(root / "sh010_plate.mov", frames=12, width=64, height=48, audio=synth.tone())
     synth.make_video(root / "sh020_plate.mp4", frames=10, width=64, height=48)
-    (root / "big.bin.mov").write_bytes(os.urandom(3 << 20) + b"tail")  # not media: fails the probe, still served
+    # Not media: fails the probe, still served. Big enough (512 chunks of 64 KiB, one credit each) that a
+    # test sees a transfer in flight however loaded the machine is.
+    (root / "big.bin.mov").write_bytes(os.urandom(32 << 20) + b"tail")
     synth.make_image(root / "ref.jpg", width=32, height=32)
     cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
     with MediaIndexer(cat, cache_dir=cache) as ix:
@@ -96,7 +98,7 @@ def test_fetch_streams_verifies_and_resumes(library, bridge_process, tmp_path: P
         big = asset_id(c, "big.bin.mov")
         # Interrupt: stop the client after a few chunks (Blender closed mid-download).
         got: list[int] = []
-        c.fetch(dest, asset=big, chunk_size=64 << 10, window=2, on_progress=lambda t: got.append(t.received))
+        c.fetch(dest, asset=big, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
         assert c.wait(lambda: got and got[-1] >= 256 << 10, 20)
     part = dest.with_name(dest.name + ".part")
     assert part.exists() and not dest.exists()
@@ -132,7 +134,7 @@ def test_fetch_restarts_when_the_file_changed(library, bridge_process, tmp_path:
     with connect(bridge.endpoint) as c:
         big = asset_id(c, "big.bin.mov")
         got: list[int] = []
-        c.fetch(dest, asset=big, chunk_size=64 << 10, window=2, on_progress=lambda t: got.append(t.received))
+        c.fetch(dest, asset=big, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
         assert c.wait(lambda: got and got[-1] >= 128 << 10, 20)
     src.write_bytes(os.urandom(1 << 20))  # re-rendered on the server meanwhile
     with connect(bridge.endpoint) as c:

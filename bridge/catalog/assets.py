@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..mediatypes import kind_of, split_ext
+from ..mediatypes import kind_of_ext, split_ext
 from ..storage import FileStat
 
 # Columns copied from bridge.probe.summarize() into the asset row.
@@ -76,12 +76,19 @@ def ensure_folder(conn: sqlite3.Connection, root_id: int, relpath: bytes) -> int
     row = conn.execute("SELECT id FROM folders WHERE root_id = ? AND relpath = ?", (root_id, relpath)).fetchone()
     if row:
         return row[0]
+    return insert_folder(conn, root_id, relpath)
+
+
+def insert_folder(conn: sqlite3.Connection, root_id: int, relpath: bytes) -> int:
+    """A folder the caller knows is not catalogued (the scanner loaded them all): no lookup first."""
     return conn.execute("INSERT INTO folders (root_id, relpath) VALUES (?, ?)", (root_id, relpath)).lastrowid
 
 
-def set_folder_state(conn: sqlite3.Connection, folder_id: int, signature: bytes | None, file_count: int) -> None:
-    """Record that the catalog now matches this folder's listing (``signature``), with its completeness."""
-    probed, thumbed = conn.execute(
+def set_folder_state(conn: sqlite3.Connection, folder_id: int, signature: bytes | None, file_count: int,
+                     completeness: tuple[bool, bool] | None = None) -> None:
+    """Record that the catalog now matches this folder's listing (``signature``), with its completeness
+    (probed, thumbed): read from its rows unless the caller wrote every one of them and knows it."""
+    probed, thumbed = completeness or conn.execute(
         "SELECT coalesce(sum(status = 'unprobed'), 0) = 0,"
         " coalesce(sum(status = 'ok' AND kind != 'audio' AND thumb IS NULL), 0) = 0"
         " FROM assets WHERE folder_id = ?", (folder_id,)).fetchone()
@@ -145,20 +152,25 @@ def insert_unread(conn: sqlite3.Connection, folder_id: int, first_id: int, files
                   ) -> list[int]:
     """Insert files nobody has read yet (metadata-only scan), with ids first_id, first_id + 1, ...
 
-    The hot path of a first index: only the columns we know, one executemany per folder.
+    The hot path of a first index: only the columns we know, one executemany per folder; kind and
+    extension are worked out once per distinct raw extension (a folder's files mostly share one).
     Empty files go in as 'failed'. Returns the ids of the empty ones."""
     now = time.time()
     values, texts, empty = [], [], []
-    for i, f in enumerate(files, first_id):
-        name = f.name
+    by_ext: dict[bytes, tuple[str, str]] = {}
+    for i, (name, size, mtime_ns, inode, device, _etag) in enumerate(files, first_id):
         dot = name.rfind(b".")
-        ext = name[dot + 1:].lower().decode("ascii", "replace") if dot > 0 else ""
-        if f.size:
-            values.append((i, folder_id, name, kind_of(name) or "video", ext, f.size, f.mtime_ns, f.inode,
-                           f.device, "unprobed", None, now, now))
+        raw = name[dot + 1:] if dot > 0 else b""
+        known = by_ext.get(raw)
+        if known is None:
+            low = raw.lower()
+            known = by_ext[raw] = (kind_of_ext(low) or "video", low.decode("ascii", "replace"))
+        kind, ext = known
+        if size:
+            values.append((i, folder_id, name, kind, ext, size, mtime_ns, inode, device, "unprobed", None, now, now))
         else:
             empty.append(i)
-            values.append((i, folder_id, name, kind_of(name) or "video", ext, 0, f.mtime_ns, f.inode, f.device,
+            values.append((i, folder_id, name, kind, ext, 0, mtime_ns, inode, device,
                            "failed", "empty file (0 bytes)", now, now))
         texts.append((i, name.decode("utf-8", "replace"), fts_path))
     conn.executemany(_INSERT_BARE_SQL, values)

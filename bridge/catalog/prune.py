@@ -34,6 +34,8 @@ def plan_prune(conn: sqlite3.Connection, thumbs_dir: Path, older_than_days: floa
         doomed.add(asset_id)
     keep = {t for (i, t) in conn.execute("SELECT id, thumb FROM assets WHERE thumb IS NOT NULL AND thumb != ''")
             if i not in doomed}
+    keep |= {h for (i, h) in conn.execute("SELECT asset_id, hero FROM analyses WHERE hero IS NOT NULL AND hero != ''")
+             if i not in doomed}  # hero images (bridge/analysis) live beside the thumbnails
     if thumbs_dir.is_dir():
         for dirpath, _dirs, files in os.walk(thumbs_dir):
             for fn in sorted(files):

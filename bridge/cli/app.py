@@ -58,17 +58,29 @@ def scan(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPUs).")] = None,
     thumb_size: Annotated[int, typer.Option(min=32, max=4096, help="Thumbnail long side in pixels.")] = 320,
     thumb_format: Annotated[str, typer.Option(help="jpeg or webp.")] = "jpeg",
+    analyze: Annotated[bool, typer.Option(
+        "--analyze", help="Also find shots, key frames and a hero image of new and changed videos.")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(
+        "--endpoint-url", help="S3-compatible service for s3:// roots (stored with the root).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Sync the catalog with ROOTS: add, update, recognise moves, mark vanished files missing."""
+    """Sync the catalog with ROOTS: add, update, recognise moves, mark vanished files missing.
+
+    ROOTS are folders or URLs: s3://bucket/prefix, smb://host/share/path, sftp://host/path
+    (credentials: environment, storage.toml or the keyring; see docs/storage.md)."""
     if thumb_format not in ("jpeg", "webp"):
         raise UsageError(f"--thumb-format must be jpeg or webp, not {thumb_format!r}")
+    if endpoint_url:
+        from ..storage.remote import with_endpoint
+
+        roots = with_endpoint(roots or [], endpoint_url)
     ix = _ix(ctx)
     try:
         with ScanProgress(enabled=not as_json) as progress:
             summary = ix.scan(*(roots or []), probe=probe, thumbs=thumbs, dry_run=dry_run,
                               follow_symlinks=follow_symlinks, retry_failed=retry_failed, allow_empty=allow_empty,
-                              jobs=jobs, thumb_size=thumb_size, thumb_format=thumb_format, progress=progress)
+                              jobs=jobs, thumb_size=thumb_size, thumb_format=thumb_format, progress=progress,
+                              analyze=analyze)
     except KeyboardInterrupt:
         raise Interrupted("interrupted; what was scanned is saved, run the scan again to finish") from None
     if as_json:
@@ -82,7 +94,8 @@ def scan(
 @app.command()
 def probe(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A media file (catalog not needed).")],
+    file: Annotated[str, typer.Argument(
+        help="A media file, or a file URL on remote storage (s3://, smb://, sftp://); catalog not needed.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Probe one file in-process: streams, codecs, timecode, dates, camera, GPS, EXIF."""
@@ -326,17 +339,33 @@ def serve(
     = "tcp://127.0.0.1:5557",
     keys: Annotated[Path | None, typer.Option(
         help="CURVE key folder from `mediaidx keys` (required to listen beyond loopback).")] = None,
+    http: Annotated[str | None, typer.Option(
+        "--http", help="HOST:PORT for the REST API and dashboard [default: 127.0.0.1:8765; port 0 picks one].")]
+    = None,
+    no_http: Annotated[bool, typer.Option("--no-http", help="ZeroMQ only: no REST API, no dashboard.")] = False,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="MEDIAIDX_TOKEN", show_default=False,
+        help="HTTP bearer token (required to serve HTTP beyond loopback; prefer the environment variable).")]
+    = None,
 ) -> None:
-    """Run the bridge service that Blender sessions connect to (stops on Ctrl-C)."""
+    """Run the bridge service that Blender sessions connect to, and the web dashboard (stops on Ctrl-C)."""
     from ..service import serve as run_service
 
     ix = _ix(ctx)
+    web = None
+    if not no_http:
+        from ..web.server import HttpOptions
+
+        web = HttpOptions.parse(http, token)  # refuses an exposed address without a token, before binding
 
     def ready(endpoint: str) -> None:
         sys.stdout.write(f"mediaidx bridge listening on {endpoint} (catalog {ix.catalog_path})\n")
+        if web is not None and web.url:
+            sys.stdout.write(f"mediaidx dashboard on {web.url} (Ctrl-C stops)\n")
         sys.stdout.flush()
 
-    run_service(ix.settings.catalog_path, bind=bind, cache_dir=ix.settings.cache_dir, keys_dir=keys, on_ready=ready)
+    run_service(ix.settings.catalog_path, bind=bind, cache_dir=ix.settings.cache_dir, keys_dir=keys, on_ready=ready,
+                with_server=web.attach if web is not None else None)
 
 
 @app.command()
@@ -502,10 +531,22 @@ def sync(
     table = Table("file", "status", "offset s", "samples", "frames", "confidence", "drift ppm", box=None)
     for r in results:
         fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
-        table.add_row(r.path, r.status if r.status != "unsynced" else f"[yellow]unsynced[/yellow] {r.reason}",
+        status = r.status if not r.via else f"{r.status} via {Path(r.via).name}"
+        table.add_row(r.path, status if r.status != "unsynced" else f"[yellow]unsynced[/yellow] {r.reason}",
                       fmt(r.offset_seconds, "+.4f"), fmt(r.offset_samples, "d"), fmt(r.offset_frames, ".2f"),
                       fmt(r.confidence, ".1f"), fmt(r.drift_ppm, "+.1f"))
     render.out.print(table)
+
+
+# shots, keyframes, hero, contact-sheet, analyze (bridge/cli/analysis.py)
+from . import analysis as _analysis_commands  # noqa: E402
+
+_analysis_commands.register(app)
+
+# credentials set/show/delete for remote roots (bridge/cli/storage_cmds.py)
+from . import storage_cmds as _storage_commands  # noqa: E402
+
+_storage_commands.register(app)
 
 
 class Interrupted(MediaIdxError):

@@ -31,17 +31,27 @@ def measure(container: Any, stream: Any, duration: float | None) -> dict[str, An
     if not rate:
         return {"stream": stream.index, "error": "no sample rate"}
     acc = _Acc()
-    if duration is None or duration <= WHOLE_S + 0.01:
-        _decode(container, stream, 0.0, WHOLE_S, acc)
-        windows = 1
-    else:
-        span = max(duration - WINDOW_S, 0.0)
-        starts = [span * (i + 0.5) / WINDOWS for i in range(WINDOWS)]
-        windows = 0
-        for t in starts:
-            if not _decode(container, stream, t, WINDOW_S, acc):
-                break
-            windows += 1
+    # Other streams are discarded while the windows are read: demuxers (MP4/MOV) then skip their samples
+    # instead of reading them, so a window costs its audio, not the video interleaved with it (a remote
+    # clip is read by ranged requests: this is most of what a probe would fetch).
+    others = [(s, s.discard) for s in container.streams if s.index != stream.index]
+    for s, _ in others:
+        s.discard = av.stream.Discard.all
+    try:
+        if duration is None or duration <= WHOLE_S + 0.01:
+            _decode(container, stream, 0.0, WHOLE_S, acc)
+            windows = 1
+        else:
+            span = max(duration - WINDOW_S, 0.0)
+            starts = [span * (i + 0.5) / WINDOWS for i in range(WINDOWS)]
+            windows = 0
+            for t in starts:
+                if not _decode(container, stream, t, WINDOW_S, acc):
+                    break
+                windows += 1
+    finally:
+        for s, was in others:
+            s.discard = was
     seconds = acc.count / max(acc.channels, 1) / rate
     out: dict[str, Any] = {"stream": stream.index, "analysed_seconds": round(seconds, 3), "windows": windows}
     if acc.count == 0:

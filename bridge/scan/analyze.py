@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProbeError, ThumbnailError
-from ..storage import Storage, open_storage
+from ..storage import Storage, StorageUnreachable, open_storage
 from .fingerprint import fingerprint_fileobj, fingerprint_path
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class Task:
     thumbs_dir: str | None = None
     thumb_size: int = 320
     thumb_format: str = "jpeg"
+    storage: Storage | None = None     # a remote root travels with its resolved options (workers connect once)
+    want_analysis: bool = False        # shots, key frames, hero image (bridge/analysis; remote clips are read whole)
 
 
 @dataclass(slots=True)
@@ -44,6 +46,8 @@ class Outcome:
     vanished: bool = False             # gone before we could read it
     thumb: str | None = None           # path inside the thumbnail cache; "" when none can be made
     thumb_error: str | None = None
+    unreachable: str | None = None     # the storage stopped answering: nothing is written, the next scan redoes it
+    analysis: dict[str, Any] | None = None  # bridge.analysis.store.run_for_catalog's record
 
 
 def thumb_relpath(fingerprint: bytes, fmt: str = "jpeg") -> str:
@@ -65,8 +69,10 @@ def _storage(url: str) -> Storage:
 def analyze(task: Task) -> Outcome:
     """Do what ``task`` asks; every failure becomes part of the Outcome, never an exception."""
     out = Outcome(fingerprint=task.fingerprint)
-    storage = _storage(task.root_url)
+    storage = task.storage or _storage(task.root_url)
     local = storage.local_path(task.relpath)
+    if local is None and hasattr(storage, "one_file"):
+        storage = storage.one_file(task.relpath, task.size)  # one connection and one block cache for all reads
     try:
         if task.want_fingerprint and out.fingerprint is None:
             if local is not None:
@@ -78,10 +84,17 @@ def analyze(task: Task) -> Outcome:
             _probe(task, storage, local, out)
         if task.want_thumb and out.error is None and task.kind != "audio":
             _thumb(task, storage, local, out)
+        if task.want_analysis and out.error is None:
+            _analysis(task, storage, local, out)
+    except StorageUnreachable as exc:
+        out.unreachable = exc.strerror or str(exc)
     except FileNotFoundError:
         out.vanished = True
     except OSError as exc:
         out.error = f"cannot read: {exc.strerror or exc}"
+    finally:
+        if hasattr(storage, "release"):
+            storage.release()
     return out
 
 
@@ -142,6 +155,36 @@ def _thumb(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> N
         log.exception("thumbnail failed on %r", task.relpath)
         out.thumb = ""
         out.thumb_error = f"thumbnail failed: {type(exc).__name__}: {exc}"
+
+
+def _analysis(task: Task, storage: Storage, local: bytes | None, out: Outcome) -> None:
+    """Shots, key frames and hero of a video. A remote clip is decoded whole through the storage's file
+    object (the one the probe and thumbnail used, tuned for sequential reads). A clip that cannot be
+    analysed gets a record with its ``error``, which the scan reports as an issue; a vanished file or a
+    storage that stopped answering goes to ``analyze`` as for the other steps."""
+    if ((out.summary or {}).get("kind") or task.kind) != "video":
+        return
+    from ..analysis.store import run_for_catalog
+
+    video = next((s for s in (out.probe or {}).get("streams", []) if s.get("type") == "video"), None)
+    rotation = float(video.get("rotation") or 0) if video is not None else None  # probed already: not again
+    try:
+        if local is not None:
+            out.analysis = run_for_catalog(local, out.fingerprint, task.thumbs_dir, threads=1,  # the pool fills the CPUs
+                                           rotation=rotation)
+        else:
+            with storage.open(task.relpath) as fh:
+                if hasattr(fh, "sequential"):
+                    fh.sequential()  # every frame is decoded: large read-ahead instead of the probe's small one
+                out.analysis = run_for_catalog(fh, out.fingerprint, task.thumbs_dir, threads=1, rotation=rotation,
+                                               name=storage.display(task.relpath))
+    except (FileNotFoundError, StorageUnreachable):
+        raise
+    except OSError as exc:  # probed and catalogued fine: only its analysis is missing, and said so
+        out.analysis = {"version": 0, "error": f"cannot read: {exc.strerror or exc}"}
+    except Exception as exc:  # an analysis bug fails one clip's analysis, not the scan
+        log.exception("analysis failed on %r", task.relpath)
+        out.analysis = {"version": 0, "error": f"analysis failed: {type(exc).__name__}: {exc}"}
 
 
 def worker_init(parent: int | None = None) -> None:

@@ -56,6 +56,7 @@ class ScanOptions:
     jobs: int | None = None        # worker processes for probing; None = one per CPU
     thumb_size: int = 320
     thumb_format: str = "jpeg"
+    analyze: bool = False          # shots, key frames and hero image of new/changed videos (bridge/analysis)
 
 
 @dataclass
@@ -86,6 +87,11 @@ class _Folder:
     pending: int = 0               # content work not yet applied
     deferred: bool = False         # has vanished files or move candidates: settled after the walk
     listed: bool = False
+    lost: bool = False             # some file could not be read (storage unreachable): never settled
+    fresh: bool = False            # new to the catalog: created by this scan, so it had no rows
+    # (probed, thumbed) when this scan wrote every row of the folder itself (a new folder whose files all
+    # went in unread): settling it then needs no query
+    completeness: tuple[bool, bool] | None = None
 
 
 @dataclass(slots=True)
@@ -111,13 +117,15 @@ class _RootState:
     deferred: list[_Folder] = field(default_factory=list)
     files_seen: int = 0
     complete: bool = True
+    lost: str | None = None        # why the (remote) storage stopped answering; the scan stops at once
+    not_read: int = 0
 
 
 class Scanner:
     """Scans roots into one catalog. Use once per scan; ``cancel`` stops it cleanly from another thread."""
 
     COMMIT_SECONDS = 1.0
-    COMMIT_OPS = 10000
+    COMMIT_OPS = 100_000
 
     def __init__(self, catalog: Catalog, thumbs_dir: Path, options: ScanOptions | None = None,
                  progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> None:
@@ -203,6 +211,10 @@ class Scanner:
             self._drain()
             self._settle_deferred(st)
             status = "done"
+            if st.lost:
+                status = "incomplete"
+                st.summary.add_issue(storage.url, f"the storage stopped answering ({st.lost}): the scan stopped, "
+                                     f"{st.not_read} files not read; the next scan resumes")
         except Cancelled:
             st.complete = False
         except MediaIdxError:
@@ -237,6 +249,8 @@ class Scanner:
             self._check_cancel()
             if isinstance(item, FolderError):
                 st.unreadable.append(item.relpath)
+                if item.reason.startswith("connection lost"):
+                    st.lost, st.complete = st.lost or item.reason, False
                 st.summary.skipped += 1
                 st.summary.add_issue(st.storage.display(item.relpath), f"folder not read: {item.reason}")
                 self._plan("fail", st.storage.display(item.relpath), reason=f"folder not read: {item.reason}")
@@ -244,8 +258,13 @@ class Scanner:
             self._folder(st, item)
             self._poll()
             self._maybe_commit()
+            if st.lost and not isinstance(item, FolderError):
+                break  # the storage is gone: keep what was indexed, report the rest
 
     def _folder(self, st: _RootState, listing: Listing) -> None:
+        # st.folders holds every folder of this root and only this scan writes them (scan lock), so a folder
+        # not in it, listed for the first time, has no rows: no lookups for it (the first index of a tree)
+        fresh = listing.relpath not in st.visited
         st.visited.add(listing.relpath)
         st.files_seen += listing.file_count
         for path, reason in listing.issues:
@@ -270,13 +289,15 @@ class Scanner:
         if row is None and not files:
             return  # an empty folder we never knew: nothing to record
         folder_id = row.id if row else None
+        fresh = fresh and row is None
         if folder_id is None and not self.dry:
-            folder_id = rows.ensure_folder(self.conn, st.root_id, listing.relpath)  # type: ignore[arg-type]
+            folder_id = (rows.insert_folder if fresh else rows.ensure_folder)(
+                self.conn, st.root_id, listing.relpath)  # type: ignore[arg-type]
             self._ops += 1
-        folder = _Folder(listing.relpath, folder_id, listing.signature, len(files))
-        known = rows.folder_assets(self.conn, folder_id) if folder_id is not None else {}
-        new: list[FileStat] = []
-        for f in files:
+        folder = _Folder(listing.relpath, folder_id, listing.signature, len(files), fresh=fresh)
+        known = rows.folder_assets(self.conn, folder_id) if folder_id is not None and not fresh else {}
+        new: list[FileStat] = [] if known else files
+        for f in files if known else ():
             old = known.pop(f.name, None)
             if old is None:
                 new.append(f)
@@ -310,6 +331,9 @@ class Scanner:
         if same and old.inode != f.inode and old.fingerprint is not None:
             # Same size and time, new inode: a restore or a remount. Compare content before re-reading it all.
             out = analyze(self._task(st, join(folder.relpath, f.name), f, old.kind, fingerprint_only=True))
+            if out.unreachable:
+                self._lose(st, folder, join(folder.relpath, f.name), out.unreachable, counted=True)
+                return
             if out.fingerprint == old.fingerprint:
                 st.summary.unchanged += 1
                 if not self.dry:
@@ -346,6 +370,9 @@ class Scanner:
                 f"SELECT size, max(fingerprint IS NOT NULL) FROM assets WHERE size IN ({','.join('?' * len(chunk))})"
                 " AND id < ? GROUP BY size", [*chunk, self._first_new_id]).fetchall())
         content = self.opts.probe or self.opts.thumbs
+        if not known_sizes and not content:
+            self._add_without_reading(st, folder, new)  # nothing can have moved here, nothing to read
+            return
         plain: list[FileStat] = []
         for f in new:
             if f.size in known_sizes:
@@ -366,11 +393,14 @@ class Scanner:
             return
         empty = rows.insert_unread(self.conn, folder.folder_id, self._next_id, files,  # type: ignore[arg-type]
                                    rows.fts_path(st.storage.url, folder.relpath))
+        if folder.fresh and len(files) == folder.file_count:
+            # a new folder, every file of it just written unread: unprobed unless empty, none owes a thumbnail
+            folder.completeness = (len(empty) == len(files), True)
         self._next_id += len(files)
         self._ops += len(files)
         st.summary.added += len(files) - len(empty)
         st.summary.failed += len(empty)
-        for f in files:
+        for f in files if empty else ():
             if not f.size:
                 st.summary.add_issue(st.storage.display(join(folder.relpath, f.name)), "empty file (0 bytes)")
 
@@ -379,6 +409,9 @@ class Scanner:
         fingerprint = None
         if has_fingerprints:
             out = analyze(self._task(st, join(folder.relpath, f.name), f, kind, fingerprint_only=True))
+            if out.unreachable:
+                self._lose(st, folder, join(folder.relpath, f.name), out.unreachable, counted=True)
+                return
             if out.vanished:
                 return
             fingerprint = out.fingerprint
@@ -407,11 +440,28 @@ class Scanner:
             root_url=st.storage.url, relpath=relpath, size=f.size, kind=kind, fingerprint=fingerprint,
             want_fingerprint=fingerprint_only or probe or thumb, want_probe=probe and not fingerprint_only,
             want_thumb=thumb and not fingerprint_only, thumbs_dir=str(self.thumbs_dir),
-            thumb_size=self.opts.thumb_size, thumb_format=self.opts.thumb_format)
+            thumb_size=self.opts.thumb_size, thumb_format=self.opts.thumb_format,
+            storage=st.storage if st.storage.local_path(b"") is None else None)
+
+    def _lose(self, st: _RootState, folder: _Folder, relpath: bytes, reason: str, *, counted: bool) -> None:
+        """A file the storage could not deliver (it stopped answering): nothing is written for it, its folder
+        is not settled, and the scan stops, so the next scan redoes exactly this."""
+        if st.lost is None:
+            st.lost = reason
+            log.warning("%s: the storage stopped answering: %s", st.storage.url, reason)
+        st.complete = False
+        folder.lost = True
+        st.not_read += 1
+        if counted:
+            st.summary.skipped += 1
+        st.summary.add_issue(st.storage.display(relpath), "not read: the storage stopped answering")
 
     def _submit(self, st: _RootState, work: _Work, *, fingerprint: bytes | None = None) -> None:
         relpath = join(work.folder.relpath, work.stat.name)
         fingerprint = fingerprint or work.fingerprint
+        if st.lost:
+            self._lose(st, work.folder, relpath, st.lost, counted=work.counted)
+            return
         if self.dry:
             self._dry_work(st, work, relpath, fingerprint)
             return
@@ -425,6 +475,7 @@ class Scanner:
             return
         task = self._task(st, relpath, work.stat, work.kind, fingerprint=fingerprint, probe=want_probe,
                           thumb=want_thumb)
+        task.want_analysis = self.opts.analyze and work.kind == "video" and work.op in ("add", "change")
         work.folder.pending += 1
         self._work_total += 1
         executor = self._get_executor()
@@ -476,7 +527,9 @@ class Scanner:
         folder = work.folder
         relpath = join(folder.relpath, work.stat.name)
         path = st.storage.display(relpath)
-        if out.vanished:
+        if out.unreachable:
+            self._lose(st, folder, relpath, out.unreachable, counted=work.counted)
+        elif out.vanished:
             if work.asset_id is not None:
                 self.conn.execute("INSERT OR IGNORE INTO temp.vanished (asset_id, relpath) VALUES (?, ?)",
                                   (work.asset_id, relpath))
@@ -500,6 +553,13 @@ class Scanner:
                 rows.complete_content(self.conn, work.asset_id, fingerprint=out.fingerprint,  # type: ignore[arg-type]
                                       probe=out.probe, summary=out.summary, error=out.error, thumb=out.thumb,
                                       probed=out.probe is not None or out.error is not None)
+            if out.analysis is not None:  # shots, key frames, hero (scan --analyze)
+                from ..analysis.store import write_analysis
+
+                write_analysis(self.conn, self._next_id - 1 if work.op == "add" else work.asset_id,  # type: ignore[arg-type]
+                               out.fingerprint, out.analysis)
+                if out.analysis.get("error"):
+                    st.summary.add_issue(path, f"not analysed: {out.analysis['error']}")
             self._ops += 1
             self._count(st.summary, work, out, path)
         if folder.pending:
@@ -546,6 +606,8 @@ class Scanner:
                 dest = self.thumbs_dir / thumb_relpath(fingerprint, self.opts.thumb_format)
                 if not dest.exists():
                     self._plan("write", str(dest), work.asset_id, reason=f"thumbnail of {path}")
+        if self.opts.analyze and work.kind == "video" and work.op in ("add", "change"):
+            self._plan("analyze", path, work.asset_id, kind=work.kind, reason="shots, key frames, hero image")
 
     # -- after the walk ----------------------------------------------------------------------------------
     def _check_not_emptied(self, st: _RootState) -> None:
@@ -631,9 +693,10 @@ class Scanner:
 
     def _maybe_settle(self, folder: _Folder) -> None:
         """Write the folder's signature once the catalog fully matches its listing."""
-        if self.dry or not folder.listed or folder.pending or folder.deferred or folder.folder_id is None:
+        if (self.dry or not folder.listed or folder.pending or folder.deferred or folder.lost
+                or folder.folder_id is None):
             return
-        rows.set_folder_state(self.conn, folder.folder_id, folder.signature, folder.file_count)
+        rows.set_folder_state(self.conn, folder.folder_id, folder.signature, folder.file_count, folder.completeness)
         self._ops += 1
 
     # -- plumbing -----------------------------------------------------------------------------------------

@@ -134,3 +134,23 @@ def contained(path: str | bytes, roots: list[str]) -> bytes:
         if real == r or real.startswith(r.rstrip(b"/") + b"/"):
             return real
     raise Forbidden("not inside any of the bridge's roots (symlinks are followed before checking)")
+
+
+def remote_contained(url: str, roots: list[str]) -> tuple[str, bytes]:
+    """(root, relpath) of a URL inside one of the remote roots (s3://, smb://, sftp://); Forbidden otherwise.
+    Remote paths have no symlinks to resolve, so the rule is textual: below the root's URL, no '.', '..' or
+    empty components, no query or fragment."""
+    from ..storage import is_remote
+
+    if any(part in (".", "..") for part in url.split("/")) or "?" in url or "#" in url or "\\" in url:
+        raise Forbidden("'.', '..', queries and fragments are not allowed in paths")
+    for root in roots:
+        if not is_remote(root):
+            continue
+        base = root.rstrip("/") + "/"
+        if url.startswith(base):
+            rel = url[len(base):]
+            if not rel or "" in rel.split("/"):
+                raise Forbidden("empty path components are not allowed")
+            return root, rel.encode("utf-8", "surrogateescape")
+    raise Forbidden("not inside any of the bridge's roots")

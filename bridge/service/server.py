@@ -30,7 +30,8 @@ from ..catalog import search as search_mod
 from ..errors import MediaIdxError, NotFoundError, UsageError
 from ..indexer import MediaIndexer
 from ..scan import ScanEvent
-from .security import Forbidden, Keys, contained, endpoint_is_local
+from ..storage import is_remote
+from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class OutTransfer:
     credit: int
     hasher: Any
     last_activity: float = field(default_factory=time.monotonic)
+    source: Any = None  # a RemoteSource for files on remote roots (fd is -1 then)
     # Reused read buffers, each with the tracker of the send that still uses it: no allocation (and no
     # page faults) per chunk, and ZeroMQ sends straight from them without copying.
     buffers: list[tuple[bytearray, Any]] = field(default_factory=list)
@@ -201,7 +203,7 @@ class BridgeServer:
         poller.register(self._wake_r, zmq.POLLIN)
         last_sweep = time.monotonic()
         while not self._stop.is_set():
-            busy = any(t.credit > 0 for t in self.transfers.values())
+            busy = any(t.credit > 0 and (t.source is None or t.source.ready()) for t in self.transfers.values())
             for item, _ in poller.poll(0 if busy else 200):
                 if item == self._wake_r:
                     with contextlib.suppress(BlockingIOError, OSError):
@@ -312,6 +314,21 @@ class BridgeServer:
 
     def _roots(self) -> list[str]:
         return [r["url"] for r in self.ix.roots()]
+
+    # -- for in-process callers on other threads (the web service) ------------------------------------------
+    def session_list(self) -> list[dict[str, Any]]:
+        """The connected sessions; safe from any thread (a snapshot of the loop's dict)."""
+        return [s.public() for s in sorted(list(self.sessions.values()), key=lambda s: s.name)]
+
+    def deliver_shots(self, to: str, shots: list[dict[str, Any]], sender: str = "web") -> dict[str, Any]:
+        """Send shots already resolved by the caller ({mode, asset with probe}) to a session, from any thread:
+        the loop sends the event, as for the `push` op."""
+        target = next((s for s in list(self.sessions.values()) if s.name == to), None)
+        if target is None:
+            known = ", ".join(sorted(s.name for s in list(self.sessions.values()))) or "none"
+            raise NotFoundError(f"no Blender session named {to!r} (connected: {known})")
+        self._post(target.identity, P.event("shots", {"shots": shots, "from": sender}))
+        return {"delivered": len(shots), "to": target.name}
 
     # -- ops: sessions -----------------------------------------------------------------------------------
     def _hello(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
@@ -428,7 +445,13 @@ class BridgeServer:
         if "asset" in args:
             asset_id = P.arg(args, "asset", int, required=True)
             return self._in_worker(identity, rid, lambda ix: ix.get(asset_id).probe)
-        path = contained(P.arg(args, "path", str, required=True), self._roots())
+        wanted = P.arg(args, "path", str, required=True)
+        if "://" in wanted:  # a file on a remote root: probed by ranged reads through its storage
+            from .streaming import probe_remote
+
+            root, rel = remote_contained(wanted, self._roots())
+            return self._in_worker(identity, rid, lambda ix: probe_remote(root, rel))
+        path = contained(wanted, self._roots())
         return self._in_worker(identity, rid, lambda ix: ix.probe(os.fsdecode(path)))
 
     def _thumbnail(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
@@ -437,6 +460,9 @@ class BridgeServer:
         def make(ix: MediaIndexer) -> dict[str, Any]:
             from ..scan.analyze import Task, analyze
 
+            hero = ix.hero_image(asset_id)  # a hero image (scan --analyze) is shown instead of the poster frame
+            if hero is not None:
+                return {"asset": asset_id, "format": "jpg", "data": hero.read_bytes()}
             a = ix.get(asset_id)
             if a.thumb and Path(a.thumb).is_file():
                 return {"asset": asset_id, "format": Path(a.thumb).suffix.lstrip("."), "data": Path(a.thumb).read_bytes()}
@@ -455,7 +481,7 @@ class BridgeServer:
             raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
         if any(j.kind == "scan" and j.state == "running" for j in self.jobs.values()):
             raise P.ProtocolError(P.CONFLICT, "a scan is already running")
-        opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed") if k in args}
+        opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed", "analyze") if k in args}
         job = Job(self._next_job, "scan", identity, threading.Event())
         self._next_job += 1
         self.jobs[job.id] = job
@@ -498,6 +524,10 @@ class BridgeServer:
         roots = self._roots()
         if "asset" in args:
             url, rel = search_mod.native_path(self.ix._read_db().conn, P.arg(args, "asset", int, required=True))
+            if is_remote(url):
+                if url not in roots:
+                    raise Forbidden("not inside any of the bridge's roots")
+                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"))
             path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
         elif "thumbnail" in args:
             a = self.ix.get(P.arg(args, "thumbnail", int, required=True))
@@ -505,7 +535,11 @@ class BridgeServer:
                 raise NotFoundError("this asset has no thumbnail yet")
             path = os.fsencode(a.thumb)
         else:
-            path = contained(P.arg(args, "path", str, required=True), roots)
+            wanted = P.arg(args, "path", str, required=True)
+            if "://" in wanted:
+                url, rel = remote_contained(wanted, roots)
+                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"))
+            path = contained(wanted, roots)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -535,6 +569,46 @@ class BridgeServer:
         return {"transfer": t.tid, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset,
                 "hash": "xxh3_128", "chunk": chunk, "window": window}
 
+    def _fetch_remote(self, identity: bytes, url: str, rel: bytes, offset: int, chunk: int, window: int,
+                      expect: Any) -> dict[str, Any]:
+        """A file on a remote root: stat it here, read it on a RemoteSource thread (the loop never waits)."""
+        from ..storage import StorageUnreachable
+        from .streaming import RemoteSource, storage_for_root
+
+        try:
+            storage = storage_for_root(url)
+            st = storage.stat(rel)
+        except FileNotFoundError:
+            raise NotFoundError("the file is not there any more") from None
+        except StorageUnreachable as exc:
+            raise P.ProtocolError(P.UNAVAILABLE, f"the storage is not answering ({exc.strerror})") from None
+        except PermissionError:
+            raise Forbidden("cannot read the file: access denied") from None
+        except OSError as exc:
+            raise Forbidden(f"cannot read the file: {exc.strerror or exc}") from None
+        if isinstance(expect, dict) and (expect.get("size") != st.size or expect.get("mtime_ns") != st.mtime_ns):
+            raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
+        if not 0 <= offset <= st.size:
+            raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.size} bytes)")
+        hasher = xxhash.xxh3_128()
+
+        def wake() -> None:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
+
+        source = None
+        if offset and offset >= st.size:  # the client has it all: only the verification hash is owed
+            with storage.open(rel) as fh:
+                while data := fh.read(8 << 20):
+                    hasher.update(data)
+        else:
+            source = RemoteSource(storage, rel, st.size, offset, chunk, window + 2, hasher, wake)
+        t = OutTransfer(self._next_tid, identity, -1, st.size, offset, chunk, window, hasher, source=source)
+        self._next_tid += 1
+        self.transfers[t.tid] = t
+        return {"transfer": t.tid, "size": st.size, "mtime_ns": st.mtime_ns, "offset": offset,
+                "hash": "xxh3_128", "chunk": chunk, "window": window}
+
     def _credit(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         t = self.transfers.get(P.arg(args, "transfer", int, required=True))
         if t is not None and t.identity == identity:
@@ -561,7 +635,13 @@ class BridgeServer:
                 if buf is None:
                     break  # every buffer is still being sent: next turn
                 try:
-                    n = os.preadv(t.fd, [memoryview(buf)[:min(t.chunk, t.size - t.offset)]], t.offset)
+                    if t.source is not None:
+                        got = t.source.read_into(memoryview(buf)[:min(t.chunk, t.size - t.offset)], t.offset)
+                        if got is None:
+                            break  # still on its way from the storage: the source wakes the loop
+                        n = got
+                    else:
+                        n = os.preadv(t.fd, [memoryview(buf)[:min(t.chunk, t.size - t.offset)]], t.offset)
                 except OSError as exc:
                     self._send(sock, t.identity, P.event("fetch.error", {"transfer": t.tid, "code": P.UNAVAILABLE,
                                                                           "message": exc.strerror or str(exc)}))
@@ -595,6 +675,9 @@ class BridgeServer:
 
     def _close_transfer(self, t: OutTransfer) -> None:
         self.transfers.pop(t.tid, None)
+        if t.source is not None:
+            t.source.close()
+            return
         with contextlib.suppress(OSError):
             os.close(t.fd)
 
@@ -610,11 +693,14 @@ def _public_asset(a: Any) -> dict[str, Any]:
 
 def serve(catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://127.0.0.1:5557",
           cache_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the bridge in this thread until SIGINT/SIGTERM."""
+          on_ready: Callable[[str], None] | None = None,
+          with_server: Callable[[BridgeServer], Callable[[], None] | None] | None = None) -> None:
+    """Run the bridge in this thread until SIGINT/SIGTERM. ``with_server`` starts companions that share
+    the server's state (the HTTP service) and returns how to stop them."""
     import signal
 
     server = BridgeServer(catalog, bind=bind, cache_dir=cache_dir, keys_dir=keys_dir)
+    stop_companion = with_server(server) if with_server else None
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError):  # not the main thread
@@ -622,5 +708,7 @@ def serve(catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://1
     try:
         server.run(on_ready)
     finally:
+        if stop_companion is not None:
+            stop_companion()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -14,6 +14,11 @@ from typing import BinaryIO, NamedTuple
 import xxhash
 
 
+class StorageUnreachable(ConnectionError):
+    """The storage stopped answering (retries used up): the scan stops cleanly instead of marking files
+    failed or missing, and the next scan resumes where this one stopped."""
+
+
 class FileStat(NamedTuple):
     """What the metadata sync compares: a file with the same size, mtime and inode is not read again.
     A tuple, so that listings cross process boundaries cheaply."""

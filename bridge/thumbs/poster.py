@@ -139,6 +139,9 @@ def video_poster(source: Source, *, max_size: int, rotation: float | None = None
         stream = next((s for s in container.streams if s.type == "video"), None)
         if stream is None:
             raise ThumbnailError("no video stream")
+        for other in container.streams:  # demuxers then skip their samples: less to read (remote clips)
+            if other.index != stream.index:
+                other.discard = av.stream.Discard.all
         stream.thread_type = "AUTO"
         duration = None
         if stream.duration and stream.time_base:

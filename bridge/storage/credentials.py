@@ -1,0 +1,296 @@
+"""Remote root URLs and where their credentials come from.
+
+A root is named by a URL without secrets: ``s3://bucket/prefix`` (AWS), ``s3+http://host:port/bucket/prefix``
+(any S3-compatible endpoint: the endpoint is part of the root, so it is stored with it in the catalog),
+``smb://host[:port]/share/path`` and ``sftp://host[:port]/path``, optionally with a user name
+(``smb://alice@nas/share``). A password in the URL is refused: it would end up in shell history, the
+catalog and every log line that names the root.
+
+Secrets come from, in this order: environment variables, the config file (``storage.toml`` in the per-user
+config folder, or ``MEDIAIDX_STORAGE_CONFIG``), the system keyring (service ``mediaidx``). Whatever is not
+given falls back to the backend's own defaults (the AWS credential chain, ssh-agent and ~/.ssh keys).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import platformdirs
+
+from ..errors import UsageError
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("s3", "s3+http", "s3+https", "smb", "sftp")
+KEYRING_SERVICE = "mediaidx"
+
+# Which option names are secrets (never shown, scrubbed from error text).
+SECRET_KEYS = ("secret_access_key", "session_token", "password", "passphrase")
+
+ENV = {
+    "s3": {"access_key_id": "MEDIAIDX_S3_ACCESS_KEY_ID", "secret_access_key": "MEDIAIDX_S3_SECRET_ACCESS_KEY",
+           "session_token": "MEDIAIDX_S3_SESSION_TOKEN", "region": "MEDIAIDX_S3_REGION"},
+    "smb": {"username": "MEDIAIDX_SMB_USER", "password": "MEDIAIDX_SMB_PASSWORD", "domain": "MEDIAIDX_SMB_DOMAIN"},
+    "sftp": {"username": "MEDIAIDX_SFTP_USER", "password": "MEDIAIDX_SFTP_PASSWORD",
+             "key_file": "MEDIAIDX_SFTP_KEY_FILE", "passphrase": "MEDIAIDX_SFTP_PASSPHRASE",
+             "known_hosts": "MEDIAIDX_SFTP_KNOWN_HOSTS"},
+}
+ALLOWED = {k: set(v) | ({"endpoint_url"} if k == "s3" else set()) for k, v in ENV.items()}
+
+
+def redact(url: str) -> str:
+    """The URL with any user:password part shown as ``***@`` (for error messages about bad URLs)."""
+    return re.sub(r"^([A-Za-z0-9+.-]+://)[^/@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class RemoteURL:
+    """A parsed remote root. ``path`` has no leading or trailing '/' ('' = the whole bucket/share/home)."""
+
+    scheme: str                   # s3 | smb | sftp
+    host: str                     # bucket for s3; server for smb/sftp
+    path: str = ""
+    port: int | None = None
+    user: str | None = None
+    endpoint: str | None = None   # s3 only: http(s)://host[:port] of an S3-compatible service
+
+    @property
+    def url(self) -> str:
+        """The canonical form, as stored in the catalog (no secrets)."""
+        if self.scheme == "s3":
+            if self.endpoint:
+                scheme, rest = self.endpoint.split("://", 1)
+                base = f"s3+{scheme}://{rest}/{self.host}"
+            else:
+                base = f"s3://{self.host}"
+        else:
+            user = f"{quote(self.user, safe='')}@" if self.user else ""
+            port = f":{self.port}" if self.port else ""
+            base = f"{self.scheme}://{user}{self.host}{port}"
+        return f"{base}/{quote(self.path, safe='/')}" if self.path else base
+
+    @property
+    def credential_key(self) -> str:
+        """What credentials are filed under: the bucket (with its endpoint) or the server (with its user)."""
+        if self.scheme == "s3":
+            return RemoteURL("s3", self.host, endpoint=self.endpoint).url
+        return RemoteURL(self.scheme, self.host, port=self.port, user=self.user).url
+
+
+def is_remote(root: str) -> bool:
+    return isinstance(root, str) and root.split("://", 1)[0].lower() in SCHEMES and "://" in root
+
+
+def parse_url(root: str, endpoint_url: str | None = None) -> RemoteURL:
+    """Parse a root URL; ``endpoint_url`` (``--endpoint-url``) makes ``s3://`` point at another service."""
+    try:
+        parts = urlsplit(root)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"{redact(root)}: not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise UsageError(f"{redact(root)}: unknown storage scheme (use s3://, smb://, sftp:// or a local path)")
+    if parts.password is not None:
+        raise UsageError(f"{redact(root)}: a password in the URL is refused (it would be stored and logged); "
+                         "put it in the environment, storage.toml or the keyring (see docs/storage.md)")
+    if parts.query or parts.fragment:
+        raise UsageError(f"{redact(root)}: query strings and fragments are not allowed in a root URL")
+    path = unquote(parts.path).strip("/")
+    if any(c in (".", "..") for c in path.split("/")) or "//" in path:
+        raise UsageError(f"{redact(root)}: '.', '..' and empty components are not allowed in a root URL")
+    host = parts.hostname or ""
+    user = unquote(parts.username) if parts.username else None
+    if scheme.startswith("s3"):
+        if user:
+            raise UsageError(f"{redact(root)}: no user name in s3 URLs (credentials go in the environment, "
+                             "storage.toml or the keyring)")
+        endpoint = None
+        if scheme != "s3":
+            endpoint = f"{scheme[3:]}://{parts.netloc}"
+            bucket, _, path = path.partition("/")
+            host = bucket
+        elif endpoint_url:
+            endpoint = endpoint_url
+        if endpoint:
+            endpoint = _endpoint(endpoint)
+        if not host:
+            raise UsageError(f"{redact(root)}: no bucket name")
+        return RemoteURL("s3", host, path, endpoint=endpoint)
+    if endpoint_url:
+        raise UsageError("--endpoint-url only applies to s3:// roots")
+    if not host:
+        raise UsageError(f"{redact(root)}: no server name")
+    if scheme == "smb" and not path:
+        raise UsageError(f"{redact(root)}: no share name (smb://host/share/folder)")
+    return RemoteURL(scheme, host, path, port=port, user=user)
+
+
+def _endpoint(endpoint: str) -> str:
+    e = urlsplit(endpoint)
+    if e.scheme not in ("http", "https") or not e.hostname:
+        raise UsageError(f"endpoint {redact(endpoint)}: use http(s)://host[:port]")
+    if e.username or e.password:
+        raise UsageError(f"endpoint {redact(endpoint)}: no credentials in the endpoint URL")
+    if e.path.strip("/") or e.query:
+        raise UsageError(f"endpoint {redact(endpoint)}: only http(s)://host[:port], without a path")
+    return f"{e.scheme}://{e.netloc.lower()}"
+
+
+# -- credentials ------------------------------------------------------------------------------------------
+
+@dataclass
+class Credentials:
+    """Resolved options for one root. ``repr`` never shows secrets."""
+
+    options: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # option -> env | config | keyring
+
+    def get(self, key: str) -> str | None:
+        return self.options.get(key)
+
+    def secrets(self) -> list[str]:
+        return [v for k, v in self.options.items() if k in SECRET_KEYS and v]
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret value replaced by ***, for messages built from library errors."""
+        for s in self.secrets():
+            if len(s) >= 3:
+                text = text.replace(s, "***")
+        return text
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in SECRET_KEYS else v) for k, v in self.options.items()}
+        return f"Credentials({shown})"
+
+
+def config_path() -> Path:
+    env = os.environ.get("MEDIAIDX_STORAGE_CONFIG")
+    return Path(env).expanduser() if env else platformdirs.user_config_path("mediaidx") / "storage.toml"
+
+
+def load_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Tables named by URL prefixes: ``["s3+http://minio:9000/footage"]`` with the options for roots under it.
+    A config file holding secrets must not be readable by others (like ~/.ssh)."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the storage config ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO) and any(
+            any(k in SECRET_KEYS for k in t) for t in tables.values()):
+        raise UsageError(f"{path}: holds secrets but others can read it; run chmod 600 on it")
+    return tables
+
+
+def _prefix_matches(prefix: str, url: str) -> bool:
+    prefix = prefix.rstrip("/")
+    return url == prefix or url.startswith(prefix + "/")
+
+
+def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | None = None,
+                        environ: dict[str, str] | None = None, use_keyring: bool = True) -> Credentials:
+    """Credentials for ``u``: environment first, then the most specific config table, then the keyring."""
+    kind = u.scheme
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    creds = Credentials()
+    for key, var in ENV[kind].items():
+        if environ.get(var):
+            creds.options[key] = environ[var]
+            creds.sources[key] = "env"
+    tables = load_config() if config is None else config
+    canon = u.url
+    matches = sorted((p for p in tables if _canon_prefix(p) and _prefix_matches(_canon_prefix(p), canon)),
+                     key=lambda p: len(_canon_prefix(p)))
+    for prefix in matches:  # least specific first, so the most specific table wins
+        for key, value in tables[prefix].items():
+            if key not in ALLOWED[kind]:
+                raise UsageError(f"{config_path()}: [{prefix}] has an unknown option '{key}' "
+                                 f"(allowed: {', '.join(sorted(ALLOWED[kind]))})")
+            if key not in creds.sources or creds.sources[key] == "config":
+                creds.options[key] = str(value)
+                creds.sources[key] = "config"
+    if u.user and "username" in ALLOWED[kind]:
+        creds.options.setdefault("username", u.user)
+    secret = "secret_access_key" if kind == "s3" else "password"
+    if use_keyring and secret not in creds.options and not creds.options.get("key_file"):
+        _from_keyring(u, creds, secret)
+    return creds
+
+
+def _canon_prefix(prefix: str) -> str | None:
+    """A config table name as the canonical URL it covers (None for tables that are not URLs)."""
+    if not is_remote(prefix):
+        return None
+    try:
+        return parse_url(prefix).url
+    except UsageError:
+        pass
+    try:  # a whole SMB server ("smb://nas"), which is not a root by itself
+        p = urlsplit(prefix)
+        if p.scheme.lower() != "smb" or p.password or p.path.strip("/") or not p.hostname:
+            return None
+        return RemoteURL("smb", p.hostname, port=p.port, user=unquote(p.username) if p.username else None).url
+    except ValueError:
+        return None
+
+
+def _from_keyring(u: RemoteURL, creds: Credentials, secret: str) -> None:
+    """``keyring get mediaidx <credential key>``: the secret itself, or a JSON object of options."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return
+    keys = [u.credential_key]
+    if creds.options.get("username") and u.scheme != "s3" and not u.user:
+        keys.insert(0, RemoteURL(u.scheme, u.host, port=u.port, user=creds.options["username"]).credential_key)
+    for key in keys:
+        try:
+            value = keyring.get_password(KEYRING_SERVICE, key)
+        except (KeyringError, RuntimeError, OSError) as exc:  # no backend, locked keychain...
+            log.debug("keyring not available: %s", type(exc).__name__)
+            return
+        if not value:
+            continue
+        parsed: Any = None
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+        if isinstance(parsed, dict):
+            for k, v in parsed.items():
+                if k in ALLOWED[u.scheme] and k not in creds.options:
+                    creds.options[k] = str(v)
+                    creds.sources[k] = "keyring"
+        else:
+            creds.options[secret] = value
+            creds.sources[secret] = "keyring"
+        return
+
+
+def store_in_keyring(u: RemoteURL, secret: str) -> str:
+    """Save a secret for ``u``; returns the key it is filed under."""
+    import keyring
+
+    key = u.credential_key
+    keyring.set_password(KEYRING_SERVICE, key, secret)
+    return key

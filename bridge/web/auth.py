@@ -1,0 +1,152 @@
+"""Who may talk to the HTTP service: loopback by default, a bearer token (or its cookie) everywhere else.
+
+Checks run in one ASGI middleware, before routing, so no endpoint can forget them:
+
+- with a token configured, every request except the dashboard's static shell and ``POST /api/login`` must
+  carry it (``Authorization: Bearer``, or the ``mediaidx_token`` cookie the login sets); compared with
+  ``hmac.compare_digest``;
+- without a token (loopback only), the ``Host`` header must name a loopback host, so a web page cannot
+  reach the service through DNS rebinding;
+- a state-changing request whose ``Origin`` is another site is refused (no CSRF through a form post);
+- no CORS headers are ever sent, so other origins cannot read answers.
+
+The token is never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+
+COOKIE = "mediaidx_token"
+PUBLIC_PATHS = ("/", "/index.html", "/favicon.ico", "/api/login", "/api/logout")
+PUBLIC_PREFIXES = ("/static/",)
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_BODY = 4 << 20  # JSON bodies: a workflow or 500 asset ids fit many times over
+
+
+def host_is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost are loopback; anything else (0.0.0.0, names, LAN addresses) is exposed."""
+    h = host.strip().strip("[]").lower()
+    if h in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to listen beyond loopback without a token (called before anything binds)."""
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,512}", token):
+        raise UsageError("the HTTP token must be 16 to 512 letters, digits or ._~+/=- (make one with "
+                         "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    if not host_is_loopback(host) and not token:
+        raise UsageError(
+            f"refusing to serve HTTP on {host} without a token: pass --token (or set MEDIAIDX_TOKEN), "
+            "or serve on 127.0.0.1")
+
+
+def token_matches(given: str | None, token: str) -> bool:
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8"))
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+def _cookie(scope: dict[str, Any], name: str) -> str | None:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name:
+            return v
+    return None
+
+
+def request_token(scope: dict[str, Any]) -> str | None:
+    auth = _header(scope, b"authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        return None
+    return _cookie(scope, COOKIE)
+
+
+def _hostname(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class SecurityMiddleware:
+    """The checks above, as pure ASGI (server-sent event streams pass through untouched)."""
+
+    def __init__(self, app: Any, *, token: str | None, check_host: bool = True) -> None:
+        self.app = app
+        self.token = token or None
+        self.check_host = check_host and not self.token
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        host = _header(scope, b"host") or ""
+        if self.check_host and not host_is_loopback(_hostname(host)):
+            await _deny(send, 403, "forbidden", "this service answers only to loopback host names")
+            return
+        origin = _header(scope, b"origin")
+        unsafe = scope.get("method", "GET") not in SAFE_METHODS
+        if unsafe and origin and urlsplit(origin).netloc.lower() != host.lower():  # "null" is cross-site too
+            await _deny(send, 403, "forbidden", "cross-site requests are not allowed")
+            return
+        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        if self.token and not public and not token_matches(request_token(scope), self.token):
+            await _deny(send, 401, "unauthorized", "a valid token is required (Authorization: Bearer TOKEN)",
+                        {"www-authenticate": "Bearer"})
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await _deny(send, 413, "bad_request", f"request bodies are limited to {MAX_BODY} bytes")
+            return
+        await self.app(scope, _limited(receive), send)
+
+
+def _limited(receive: Any) -> Any:
+    """Stop reading a (chunked) body past MAX_BODY: the app sees a disconnect instead of filling memory."""
+    seen = 0
+
+    async def wrapped() -> dict[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                return {"type": "http.disconnect"}
+        return message
+
+    return wrapped
+
+
+async def _deny(send: Any, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

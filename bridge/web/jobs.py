@@ -1,0 +1,174 @@
+"""Scan and workflow jobs started from the web: one thread each with its own MediaIndexer, progress kept
+on the job (read by `GET /api/jobs` and streamed as server-sent events), cancel through an Event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MediaIdxError
+from ..indexer import MediaIndexer
+from ..scan import ScanEvent
+
+log = logging.getLogger(__name__)
+
+PLAN_LIMIT = 500          # a dry run's plan can list 100,000 files: the job keeps the first ones
+KEEP_FINISHED = 50        # finished jobs remembered for the dashboard
+EVENT_INTERVAL_S = 0.1    # server-sent events: at most ten progress updates a second
+
+
+class Busy(MediaIdxError):
+    """A scan is already running (HTTP 409)."""
+
+
+@dataclass
+class WebJob:
+    id: int
+    kind: str                         # scan | workflow
+    params: dict[str, Any]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    state: str = "running"            # running | done | cancelled | incomplete | failed
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    version: int = 0
+
+    def public(self, *, full: bool = False) -> dict[str, Any]:
+        d = {"id": self.id, "kind": self.kind, "state": self.state, "params": self.params,
+             "progress": dict(self.progress), "error": self.error, "started_at": self.started_at,
+             "finished_at": self.finished_at, "cancelling": self.state == "running" and self.cancel.is_set()}
+        if full:
+            d["result"] = self.result
+        return d
+
+
+class JobManager:
+    """Starts and tracks web jobs. Thread-safe: request threads read, job threads write."""
+
+    def __init__(self, catalog: Path, cache_dir: Path) -> None:
+        self.catalog = catalog
+        self.cache_dir = cache_dir
+        self._jobs: dict[int, WebJob] = {}
+        self._next = 1
+        self._lock = threading.Lock()
+        self.closing = threading.Event()
+
+    def list(self) -> list[WebJob]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: -j.id)
+
+    def get(self, job_id: int) -> WebJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: int) -> WebJob | None:
+        job = self.get(job_id)
+        if job is not None and job.state == "running":
+            job.cancel.set()
+            job.version += 1
+        return job
+
+    def close(self) -> None:
+        """Cancel what runs (the process is stopping); scans stop at their next checkpoint."""
+        self.closing.set()
+        for job in self.list():
+            job.cancel.set()
+
+    # -- starting -------------------------------------------------------------------------------------------
+    def start_scan(self, roots: list[str], opts: dict[str, Any]) -> WebJob:
+        with self._lock:
+            if any(j.kind == "scan" and j.state == "running" for j in self._jobs.values()):
+                raise Busy("a scan is already running; cancel it or wait for it to finish")
+            job = self._new("scan", {"roots": roots, **opts})
+
+        def work(ix: MediaIndexer, progress: Callable[[ScanEvent], None]) -> str:
+            summary = ix.scan(*roots, progress=progress, cancel=job.cancel, **opts)
+            d = summary.to_dict()
+            d["plan_count"] = len(d["plan"])
+            d["plan"] = d["plan"][:PLAN_LIMIT]
+            d["issues"] = d["issues"][:PLAN_LIMIT]
+            job.result = d
+            return "done" if summary.complete else "cancelled" if job.cancel.is_set() else "incomplete"
+
+        self._run(job, work)
+        return job
+
+    def start_workflow(self, spec: Any, dry_run: bool) -> WebJob:
+        with self._lock:
+            job = self._new("workflow", {"dry_run": dry_run})
+
+        def work(ix: MediaIndexer, progress: Callable[[ScanEvent], None]) -> str:
+            steps = ix.run_workflow(spec, dry_run=dry_run, progress=progress)
+            for step in steps:
+                res = step.get("result")
+                if isinstance(res, dict) and isinstance(res.get("plan"), list):
+                    res["plan_count"] = len(res["plan"])
+                    res["plan"] = res["plan"][:PLAN_LIMIT]
+            job.result = {"dry_run": dry_run, "steps": steps}
+            return "done" if all(s.get("status") == "ok" for s in steps) else "incomplete"
+
+        self._run(job, work)
+        return job
+
+    def _new(self, kind: str, params: dict[str, Any]) -> WebJob:
+        job = WebJob(self._next, kind, params)
+        self._next += 1
+        self._jobs[job.id] = job
+        finished = [j for j in self._jobs.values() if j.state != "running"]
+        for old in sorted(finished, key=lambda j: j.id)[:-KEEP_FINISHED] if len(finished) > KEEP_FINISHED else []:
+            del self._jobs[old.id]
+        return job
+
+    def _run(self, job: WebJob, work: Callable[[MediaIndexer, Callable[[ScanEvent], None]], str]) -> None:
+        def progress(ev: ScanEvent) -> None:
+            job.progress = {"phase": ev.phase, "root": ev.root, "folders": ev.folders, "files": ev.files,
+                            "work_done": ev.work_done, "work_total": ev.work_total}
+            job.version += 1
+
+        def run() -> None:
+            try:
+                with MediaIndexer(self.catalog, cache_dir=self.cache_dir) as ix:
+                    state = work(ix, progress)
+            except MediaIdxError as exc:
+                state, job.error = "failed", str(exc)
+            except Exception as exc:  # a bug: the job says so, the service goes on
+                log.exception("%s job %s failed", job.kind, job.id)
+                state, job.error = "failed", f"internal error ({type(exc).__name__})"
+            job.finished_at = time.time()
+            job.state = state
+            job.version += 1
+
+        threading.Thread(target=run, name=f"mediaidx-web-{job.kind}-{job.id}", daemon=True).start()
+
+
+async def job_events(jobs: JobManager, job: WebJob, is_disconnected: Callable[[], Any]) -> AsyncIterator[str]:
+    """Server-sent events for one job: ``progress`` on change (at most ten a second), then one ``done``."""
+    seen = -1
+    last_beat = time.monotonic()
+    while not jobs.closing.is_set():
+        if await is_disconnected():
+            return
+        if job.version != seen:
+            seen = job.version
+            finished = job.state != "running"
+            yield _sse("done" if finished else "progress", job.public(full=finished))
+            if finished:
+                return
+            last_beat = time.monotonic()
+        elif time.monotonic() - last_beat > 15:
+            last_beat = time.monotonic()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(EVENT_INTERVAL_S)
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"

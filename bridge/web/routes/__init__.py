@@ -1,0 +1,1 @@
+"""One router per resource; ``create_app`` mounts them under /api."""

@@ -1,0 +1,150 @@
+"""Root URLs and credentials: canonical forms, secrets refused in URLs, env > config > keyring."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from bridge.errors import UsageError
+from bridge.storage import open_storage
+from bridge.storage.credentials import Credentials, parse_url, resolve_credentials
+from bridge.storage.remote import with_endpoint
+
+
+@pytest.mark.parametrize(("given", "endpoint", "canonical"), [
+    ("s3://footage/proj/", None, "s3://footage/proj"),
+    ("s3://footage", "http://MinIO.local:9000", "s3+http://minio.local:9000/footage"),
+    ("s3://footage/a b", "https://s3.example.com", "s3+https://s3.example.com/footage/a%20b"),
+    ("s3+http://127.0.0.1:9000/footage/proj", None, "s3+http://127.0.0.1:9000/footage/proj"),
+    ("smb://nas.local/projects/2024/", None, "smb://nas.local/projects/2024"),
+    ("smb://alice@nas.local:4445/projects", None, "smb://alice@nas.local:4445/projects"),
+    ("sftp://render01:2222/srv/media", None, "sftp://render01:2222/srv/media"),
+])
+def test_canonical_root_urls(given: str, endpoint: str | None, canonical: str) -> None:
+    assert parse_url(given, endpoint).url == canonical
+    assert parse_url(canonical).url == canonical  # stable: the stored form parses to itself
+
+
+@pytest.mark.parametrize("bad", [
+    "smb://alice:hunter2@nas/share", "sftp://bob:hunter2@host/x", "s3://key:hunter2@bucket/x",
+    "smb://nas", "s3://bucket/a/../b", "sftp://host/x?y=1", "s3://", "s3+http://h:1/",
+])
+def test_bad_root_urls_are_refused_without_echoing_secrets(bad: str) -> None:
+    with pytest.raises(UsageError) as e:
+        open_storage(bad)
+    assert "hunter2" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_endpoint_url_folds_into_s3_roots_only() -> None:
+    assert with_endpoint(["s3://b/p", "/local"], "http://127.0.0.1:9000") == ["s3+http://127.0.0.1:9000/b/p", "/local"]
+    with pytest.raises(UsageError):
+        with_endpoint(["/local"], "http://127.0.0.1:9000")
+    with pytest.raises(UsageError):
+        parse_url("s3://b", "http://user:pw@host:9000")
+    with pytest.raises(UsageError):
+        open_storage("/local/path", endpoint_url="http://x:1")
+
+
+class MemoryKeyring:
+    """A keyring backend in memory (the real one is the OS's: Secret Service, Keychain, Credential Locker)."""
+
+    def __init__(self) -> None:
+        import keyring.backend
+
+        class Backend(keyring.backend.KeyringBackend):
+            priority = 1  # type: ignore[assignment]
+            store: ClassVar[dict[tuple[str, str], str]] = {}
+
+            def get_password(self, service: str, username: str) -> str | None:
+                return self.store.get((service, username))
+
+            def set_password(self, service: str, username: str, password: str) -> None:
+                self.store[(service, username)] = password
+
+            def delete_password(self, service: str, username: str) -> None:
+                self.store.pop((service, username), None)
+
+        self.backend = Backend()
+
+
+@pytest.fixture
+def memory_keyring():
+    import keyring
+
+    old = keyring.get_keyring()
+    mk = MemoryKeyring()
+    keyring.set_keyring(mk.backend)
+    yield mk.backend
+    keyring.set_keyring(old)
+
+
+def test_env_beats_config_beats_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring) -> None:
+    from bridge.storage.credentials import store_in_keyring
+
+    for var in ("MEDIAIDX_SMB_USER", "MEDIAIDX_SMB_PASSWORD", "MEDIAIDX_S3_SECRET_ACCESS_KEY",
+                "MEDIAIDX_S3_ACCESS_KEY_ID"):
+        monkeypatch.delenv(var, raising=False)
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["smb://nas.local"]\nusername = "alice"\n\n'
+                    '["smb://nas.local/projects/secret"]\nusername = "bob"\npassword = "from-config"\n'
+                    '["s3+http://minio:9000/footage"]\naccess_key_id = "AKID"\n')
+    os.chmod(conf, 0o600)
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    u = parse_url("smb://nas.local/projects/2024")
+    assert store_in_keyring(parse_url("smb://alice@nas.local/x"), "from-keyring") == "smb://alice@nas.local"
+    c = resolve_credentials(u)
+    assert c.options == {"username": "alice", "password": "from-keyring"} and c.sources["password"] == "keyring"
+    assert "from-keyring" not in repr(c) and c.scrub("bad password from-keyring") == "bad password ***"
+    # the most specific table wins, and a password there means the keyring is not asked
+    c = resolve_credentials(parse_url("smb://nas.local/projects/secret/plates"))
+    assert c.options == {"username": "bob", "password": "from-config"} and c.sources["password"] == "config"
+    monkeypatch.setenv("MEDIAIDX_SMB_PASSWORD", "from-env")
+    assert resolve_credentials(u).options["password"] == "from-env"
+    # S3: the key id from the config, the secret from the keyring under the bucket's key
+    memory_keyring.set_password("mediaidx", "s3+http://minio:9000/footage", "s3-secret")
+    c = resolve_credentials(parse_url("s3+http://minio:9000/footage/proj"))
+    assert c.options == {"access_key_id": "AKID", "secret_access_key": "s3-secret"}
+
+
+def test_a_config_with_secrets_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["sftp://host"]\npassword = "pw"\n')
+    os.chmod(conf, 0o644)
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    with pytest.raises(UsageError, match="chmod 600"):
+        resolve_credentials(parse_url("sftp://host/x"), use_keyring=False)
+    conf.write_text('["sftp://host"]\npasword = "typo"\n')
+    os.chmod(conf, 0o600)
+    with pytest.raises(UsageError, match="unknown option 'pasword'"):
+        resolve_credentials(parse_url("sftp://host/x"), use_keyring=False)
+
+
+def test_storages_pickle_for_workers_without_reconnecting() -> None:
+    import pickle
+
+    st = open_storage("sftp://render01:2222/srv/media")
+    st.creds = Credentials({"username": "u", "password": "p"})  # type: ignore[attr-defined]
+    a, b = pickle.loads(pickle.dumps(st)), pickle.loads(pickle.dumps(st))
+    assert a is b and a.url == st.url and a.creds.options == {"username": "u", "password": "p"}
+
+
+def test_credentials_command_prompts_stores_and_shows_without_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                                     memory_keyring, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bridge.cli.app import app
+
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("MEDIAIDX_SFTP_PASSWORD", raising=False)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "typed-secret-42")
+    runner = CliRunner()
+    r = runner.invoke(app, ["credentials", "set", "sftp://media@render01:2222/srv"])
+    assert r.exit_code == 0 and "sftp://media@render01:2222" in r.output and "typed-secret-42" not in r.output
+    assert memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") == "typed-secret-42"
+    r = runner.invoke(app, ["credentials", "show", "sftp://media@render01:2222/srv/plates"])
+    assert r.exit_code == 0 and "password: ***  (keyring)" in r.output and "typed-secret-42" not in r.output
+    r = runner.invoke(app, ["credentials", "delete", "sftp://media@render01:2222/srv"])
+    assert r.exit_code == 0 and memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") is None

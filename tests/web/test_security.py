@@ -1,0 +1,118 @@
+"""Token authentication, loopback-only defaults, CORS closed, and `mediaidx serve` refusing to expose HTTP
+without a token."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bridge.errors import UsageError
+from bridge.web.auth import check_exposure
+from bridge.web.server import HttpOptions
+
+from .conftest import TOKEN, make_client
+
+
+def test_exposed_without_token_is_refused() -> None:
+    for host in ("0.0.0.0", "192.168.1.20", "::", "nas.local"):
+        with pytest.raises(UsageError, match="without a token"):
+            check_exposure(host, None)
+        check_exposure(host, TOKEN)
+    check_exposure("127.0.0.1", None)
+    check_exposure("::1", None)
+    with pytest.raises(UsageError, match="16 to 512"):
+        check_exposure("0.0.0.0", "short")
+    assert HttpOptions.parse("0.0.0.0:9000", TOKEN).exposed
+    assert HttpOptions.parse(None) == HttpOptions("127.0.0.1", 8765)
+    assert (HttpOptions.parse("[::1]:0").host, HttpOptions.parse("9001").port) == ("::1", 9001)
+    with pytest.raises(UsageError, match="bad --http"):
+        HttpOptions.parse("127.0.0.1:99999")
+
+
+def test_cli_refuses_to_serve_exposed_http_without_a_token(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MEDIAIDX_TOKEN"}
+    r = subprocess.run([sys.executable, "-m", "bridge.cli.app", "--catalog", str(tmp_path / "c.sqlite"), "serve",
+                        "--bind", "tcp://127.0.0.1:*", "--http", "0.0.0.0:0"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 2 and "without a token" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_token_on_every_request(catalog) -> None:
+    _lib, cat, cache = catalog
+    with make_client(cat, cache, token=TOKEN) as c:
+        assert c.get("/api/assets").status_code == 401
+        assert c.get("/openapi.json").status_code == 401
+        assert c.get("/api/assets/1/thumbnail").status_code == 401
+        wrong = c.get("/api/stats", headers={"Authorization": "Bearer " + "x" * len(TOKEN)})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+        assert TOKEN not in wrong.text
+        assert c.get("/api/stats", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+        ok = c.get("/api/stats", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["by_kind"]["video"] == 4
+        # the dashboard shell loads without the token (it holds no data) and asks for it once
+        assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
+        assert c.post("/api/login", json={"token": "nope" * 5}).status_code == 401
+        login = c.post("/api/login", json={"token": TOKEN})
+        assert login.status_code == 204
+        cookie = login.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert c.get("/api/assets").status_code == 200  # the cookie now
+        c.post("/api/logout")
+        c.cookies.clear()
+        assert c.get("/api/assets").status_code == 401
+
+
+def test_loopback_only_hosts_origin_checks_and_no_cors(client) -> None:
+    assert client.get("/api/stats", headers={"Host": "attacker.example:8765"}).status_code == 403
+    assert client.get("/api/stats", headers={"Host": "localhost:8765"}).status_code == 200
+    assert client.get("/api/stats", headers={"Host": "[::1]:8765"}).status_code == 200
+    cross = client.put("/api/assets/1/rating", json={"rating": 5}, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    sandboxed = client.put("/api/assets/1/rating", json={"rating": 5}, headers={"Origin": "null"})
+    assert sandboxed.status_code == 403
+    same = client.put("/api/assets/1/rating", json={"rating": 5}, headers={"Origin": "http://127.0.0.1:8765"})
+    assert same.status_code == 200
+    r = client.get("/api/stats", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    pre = client.options("/api/stats", headers={"Origin": "http://evil.example",
+                                                 "Access-Control-Request-Method": "PUT"})
+    assert "access-control-allow-origin" not in pre.headers
+
+
+def test_live_service_with_token_never_logs_it(catalog, serve) -> None:
+    _lib, cat, cache = catalog
+    env = {**os.environ, "MEDIAIDX_TOKEN": TOKEN}
+    p = serve(cat, cache, env=env, verbose=True)
+    with p.http() as h:
+        assert h.get("/api/assets").status_code == 401
+        assert h.get("/api/assets", headers={"Authorization": f"Bearer {TOKEN}wrong"}).status_code == 401
+        assert h.get("/api/assets", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 7
+        assert h.get("/api/assets/123456", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+    err = p.stop()
+    assert TOKEN not in err and TOKEN not in "".join(p.proc.stdout.readlines())
+
+
+def test_a_busy_port(tmp_path, capsys) -> None:
+    """An address given with --http that is taken is an error; the default one only turns the dashboard off
+    (another mediaidx may have it), so the bridge still starts."""
+    import socket
+
+    from bridge.service import BridgeServer
+
+    busy = socket.create_server(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    try:
+        r = subprocess.run([sys.executable, "-m", "bridge.cli.app", "--catalog", str(tmp_path / "c.sqlite"), "serve",
+                            "--bind", "tcp://127.0.0.1:*", "--http", f"127.0.0.1:{port}"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "cannot serve HTTP" in r.stderr
+        bridge = BridgeServer(tmp_path / "c.sqlite", bind="tcp://127.0.0.1:0")
+        opts = HttpOptions(port=port)
+        assert opts.attach(bridge) is None and opts.url is None
+        assert "busy" in capsys.readouterr().err
+    finally:
+        busy.close()
