@@ -66,7 +66,8 @@ def pyscenedetect(path: Path) -> list[float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scenes = detect(str(path), ContentDetector())
-    return [s[0].get_seconds() for s in scenes[1:]]
+    # FrameTimecode.seconds is a property from 0.7 on; get_seconds() before that.
+    return [s[0].seconds if hasattr(type(s[0]), "seconds") else s[0].get_seconds() for s in scenes[1:]]
 
 
 def corpus_files(corpus: Path) -> list[tuple[Path, list[float]]]:

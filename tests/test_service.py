@@ -94,7 +94,7 @@ def test_fetch_streams_verifies_and_resumes(library, bridge_process, tmp_path: P
     bridge = bridge_process(cat, cache)
     src = root / "big.bin.mov"
     dest = tmp_path / "dl" / "big.mov"
-    with connect(bridge.endpoint, "fetcher") as c:
+    with connect(bridge.endpoint, "fetcher", data_channel="frames") as c:  # frames: slow enough to interrupt
         big = asset_id(c, "big.bin.mov")
         # Interrupt: stop the client after a few chunks (Blender closed mid-download).
         got: list[int] = []
@@ -112,7 +112,7 @@ def test_fetch_streams_verifies_and_resumes(library, bridge_process, tmp_path: P
     assert dest.read_bytes() == src.read_bytes() and not part.exists()
     # The bridge process killed mid-transfer: a new bridge, the same fetch resumes.
     dest2 = tmp_path / "dl" / "again.mov"
-    with connect(bridge.endpoint, "fetcher") as c:
+    with connect(bridge.endpoint, "fetcher", data_channel="frames") as c:
         got = []
         c.fetch(dest2, asset=big, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
         assert c.wait(lambda: got and got[-1] >= 128 << 10, 20)
@@ -131,7 +131,7 @@ def test_fetch_restarts_when_the_file_changed(library, bridge_process, tmp_path:
     bridge = bridge_process(cat, cache)
     src = root / "big.bin.mov"
     dest = tmp_path / "dl" / "big.mov"
-    with connect(bridge.endpoint) as c:
+    with connect(bridge.endpoint, data_channel="frames") as c:
         big = asset_id(c, "big.bin.mov")
         got: list[int] = []
         c.fetch(dest, asset=big, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
@@ -295,8 +295,137 @@ def test_an_exposed_bridge_needs_keys_and_refuses_strangers(library, tmp_path: P
         try:
             assert friend.wait(lambda: friend.state == "connected", 10)
             assert friend.call("search", {"query": "plate"})["total"] == 2
+            # An exposed bridge never offers the same-host data channel, even to a client that asks for it.
+            t = friend.fetch(tmp_path / "dl" / "ref.jpg", path=str(_root / "ref.jpg"))
+            assert friend.wait(lambda: t.finished, 10) and t.done and t.channel == "frames", t.error
         finally:
             friend.stop()
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- the same-host data channel (docs/protocol.md) ----------------------------------------------------------------
+
+def test_a_same_host_fetch_uses_the_data_channel(library, bridge_process, tmp_path: Path) -> None:
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    src = (root / "big.bin.mov").read_bytes()
+    for channel, expected in ((None, "unix"), ("tcp", "tcp"), ("frames", "frames")):
+        with connect(bridge.endpoint, data_channel=channel) as c:
+            dest = tmp_path / "dl" / f"{expected}.mov"
+            t = c.fetch(dest, asset=asset_id(c, "big.bin.mov"))
+            assert c.wait(lambda t=t: t.finished, 30) and t.done, (channel, t.error)  # done = hashes matched
+            assert t.channel == expected and dest.read_bytes() == src
+            assert not dest.with_name(dest.name + ".part").exists()
+
+
+def test_a_data_channel_fetch_resumes_after_an_interruption(library, bridge_process, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from blender_mediaidx.core import client as client_mod
+
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    src = root / "big.bin.mov"
+    dest = tmp_path / "dl" / "big.mov"
+
+    class SlowHash:  # a slow disk on the client: slow enough to stop it mid-transfer
+        def __init__(self) -> None:
+            self.h = xxhash.xxh3_128()
+
+        def update(self, data: object) -> None:
+            time.sleep(0.002)
+            self.h.update(data)
+
+        def hexdigest(self) -> str:
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(client_mod, "DATA_BUFFER", 64 << 10)
+    monkeypatch.setattr(client_mod, "_hasher", SlowHash)
+    with connect(bridge.endpoint, "fetcher") as c:
+        got: list[int] = []
+        t = c.fetch(dest, asset=asset_id(c, "big.bin.mov"), on_progress=lambda t: got.append(t.received))
+        assert c.wait(lambda: got and got[-1] >= 256 << 10, 20) and t.channel == "unix"
+    part = dest.with_name(dest.name + ".part")
+    assert part.exists() and 0 < part.stat().st_size < src.stat().st_size and not dest.exists()
+    monkeypatch.undo()
+    with connect(bridge.endpoint, "fetcher") as c:
+        t = c.fetch(dest, asset=asset_id(c, "big.bin.mov"))
+        assert c.wait(lambda: t.finished, 30) and t.done, t.error
+        assert t.channel == "unix" and t.resumed_from > 0
+    assert dest.read_bytes() == src.read_bytes() and not part.exists()
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_data_channel_tickets_are_single_use_and_a_stalled_peer_blocks_nobody(library, bridge_process,
+                                                                              kind: str) -> None:
+    import socket
+
+    root, cat, cache = library
+    bridge = bridge_process(cat, cache)
+    want = (root / "ref.jpg").read_bytes()
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(bridge.endpoint)
+
+    def offer() -> dict:
+        sock.send(P.encode(P.request("fetch", {"path": str(root / "ref.jpg"), "channels": [kind]})))
+        reply = P.decode(sock.recv())
+        assert reply["ok"], reply
+        return reply["result"]["channel"]
+
+    def dial(ch: dict, ticket: bytes) -> bytes:
+        s = socket.socket(socket.AF_UNIX if kind == "unix" else socket.AF_INET)
+        s.settimeout(10)
+        s.connect(ch["address"] if kind == "unix" else tuple(ch["address"]))
+        s.sendall(ticket)
+        if len(ticket) < 32:
+            s.shutdown(socket.SHUT_WR)  # and nothing more
+        data = b""
+        while more := s.recv(1 << 16):
+            data += more
+        s.close()
+        return data
+
+    try:
+        ch = offer()
+        assert ch["kind"] == kind and len(ch["ticket"]) == 32
+        if kind == "tcp":
+            assert ch["address"][0] == "127.0.0.1"
+        staller = socket.socket(socket.AF_UNIX if kind == "unix" else socket.AF_INET)
+        staller.connect(ch["address"] if kind == "unix" else tuple(ch["address"]))  # sends nothing, holds on
+        assert dial(ch, os.urandom(32)) == b""          # a forged ticket: closed, nothing sent
+        assert dial(ch, ch["ticket"][:31]) == b""        # a short one too
+        assert dial(ch, ch["ticket"]) == want            # the real one, while the staller still hangs on
+        done = P.decode(sock.recv())
+        assert done["event"] == "fetch.done" and done["data"]["hash"] == xxhash.xxh3_128_hexdigest(want)
+        assert dial(ch, ch["ticket"]) == b""             # reused: nothing
+        staller.close()
+    finally:
+        sock.close(0)
+
+
+def test_an_expired_data_channel_ticket_gets_nothing(tmp_path: Path) -> None:
+    import socket
+
+    from bridge.service import datachannel as dc
+
+    f = tmp_path / "plate.mov"
+    f.write_bytes(b"frames" * 1000)
+    posted: list[dict] = []
+    channel = dc.DataChannel(lambda identity, msg: posted.append(msg))
+    try:
+        st = f.stat()
+        job = dc.ChannelJob(7, b"id", st.st_size, 0, st.st_mtime_ns, fd=os.open(f, os.O_RDONLY))
+        offer = channel.offer("unix", job)
+        job.expires = time.monotonic() - 1  # as if the client came 10 s late
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(offer["address"])
+        s.sendall(offer["ticket"])
+        assert s.recv(1 << 16) == b""
+        s.close()
+        assert posted == [] and job.fd == -1  # no events, the file closed
+    finally:
+        channel.close()

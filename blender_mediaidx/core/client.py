@@ -9,7 +9,8 @@ The IO thread also keeps the link alive (a ping every ``heartbeat_s``; no answer
 means disconnected; the first answer after that re-registers the session) and runs file fetches: chunks
 arrive under credit-based flow control, are written to ``<dest>.part`` and hashed as they come, and the
 file is renamed into place only when its hash matches the bridge's. A broken fetch resumes from the bytes
-already on disk.
+already on disk. On the same host the bytes come over a plain socket instead (the data channel,
+docs/protocol.md), read by a thread of their own; ZeroMQ still carries the control and the hash.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import json
 import logging
 import os
 import queue
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Any], None]
 ErrorCallback = Callable[[P.RemoteError], None]
+
+DATA_BUFFER = 1 << 20         # the data channel's receive buffer, reused
+DATA_SOCKET_BUFFER = 4 << 20  # the kernel's (SO_RCVBUF): larger batches, fewer wake-ups
+DATA_TIMEOUT_S = 30.0         # a bridge that sends nothing for this long: the fetch fails (and can resume)
 
 
 def _hasher() -> Any:
@@ -59,11 +66,14 @@ class Transfer:
     done: bool = False
     error: P.RemoteError | None = None
     transfer_id: int | None = None
-    # IO-thread state
+    channel: str = "frames"     # how the bytes came: frames (ZeroMQ), or the data channel: unix, tcp
+    # IO-thread state (a data-channel thread owns _fh and _hash once it starts)
     _fh: Any = field(default=None, repr=False)
     _hash: Any = field(default=None, repr=False)
     _unacked: int = 0
     _request_id: Any = None
+    _ctrl: queue.Queue[tuple[str, dict[str, Any]]] | None = field(default=None, repr=False)
+    _data_sock: socket.socket | None = field(default=None, repr=False)
 
     @property
     def part(self) -> Path:
@@ -84,8 +94,11 @@ class BridgeClient:
     def __init__(self, address: str = "tcp://127.0.0.1:5557", *, name: str = "blender", kind: str = "blender",
                  server_public_key: bytes | str | None = None,
                  client_keys: tuple[bytes | str, bytes | str] | None = None,
-                 heartbeat_s: float = 2.0, dead_after_s: float = 6.0, info: dict[str, Any] | None = None) -> None:
+                 heartbeat_s: float = 2.0, dead_after_s: float = 6.0, info: dict[str, Any] | None = None,
+                 data_channel: str | None = None) -> None:
         self.address = address
+        # auto: the same-host data channel when the bridge is local; frames: always ZeroMQ; unix / tcp: that one
+        self.data_channel = data_channel or os.environ.get("MEDIAIDX_DATA_CHANNEL", "auto")
         self.name = name
         self.kind = kind
         self.info = info or {}
@@ -104,6 +117,7 @@ class BridgeClient:
         self._stop = threading.Event()
         self._transfers: dict[Any, Transfer] = {}   # by fetch request id, until the bridge answers (IO thread)
         self._by_tid: dict[int, Transfer] = {}      # by transfer id, while chunks flow (IO thread)
+        self._data_threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
@@ -123,6 +137,8 @@ class BridgeClient:
             self._wake()
             self._thread.join(timeout)
             self._thread = None
+        for th in self._data_threads:  # they end once the IO thread has closed their sockets
+            th.join(timeout)
         self.state = "disconnected"
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
@@ -306,7 +322,10 @@ class BridgeClient:
             self._set_state("disconnected", f"{type(exc).__name__}: {exc}")
         finally:
             for t in list(transfers.values()) + list(by_tid.values()):
-                self._close_transfer(t)
+                if t._ctrl is not None:
+                    self._stop_data(t)
+                else:
+                    self._close_transfer(t)
             with contextlib.suppress(zmq.ZMQError):
                 sock.close(0)
 
@@ -372,6 +391,8 @@ class BridgeClient:
     # -- fetch (IO thread) -----------------------------------------------------------------------------------
     def _start_fetch(self, sock: Any, t: Transfer, transfers: dict[Any, Transfer]) -> None:
         args: dict[str, Any] = {**t.source, "chunk": t.chunk_size, "window": t.window, "offset": 0}
+        if channels := self._channels():
+            args["channels"] = channels
         h = _hasher()
         if t.part.exists() and t.meta.exists():
             try:
@@ -415,10 +436,22 @@ class BridgeClient:
         t._fh.seek(t.resumed_from)
         t._fh.truncate()
         by_tid[t.transfer_id] = t
+        offer = r.get("channel")
+        if isinstance(offer, dict):
+            t.channel = str(offer.get("kind"))
+            t._ctrl = queue.Queue()
+            th = threading.Thread(target=self._receive, args=(t, offer), name="mediaidx-data", daemon=True)
+            self._data_threads = [x for x in self._data_threads if x.is_alive()] + [th]
+            th.start()
         self._inbox.put(("transfer", (t, "progress")))
 
     def _fetch_event(self, sock: Any, t: Transfer, name: str, data: dict[str, Any], frame: Any,
                      by_tid: dict[int, Transfer]) -> None:
+        if t._ctrl is not None:  # the data channel: its thread finishes the transfer
+            if name in ("fetch.done", "fetch.error"):
+                by_tid.pop(t.transfer_id, None)
+                t._ctrl.put((name, data))
+            return
         if name == "fetch.chunk" and frame is not None:
             buf = frame.buffer
             if data.get("offset") != t.received:
@@ -435,24 +468,92 @@ class BridgeClient:
             self._inbox.put(("transfer", (t, "progress")))
         elif name == "fetch.done":
             by_tid.pop(t.transfer_id, None)
-            t._fh.flush()
-            os.fsync(t._fh.fileno())
-            t._fh.close()
-            t._fh = None
-            digest = t._hash.hexdigest()
-            if t.received != t.size or digest != data.get("hash"):
-                for p in (t.part, t.meta):
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
-                self._fail(t, P.RemoteError(P.CONFLICT, "verification failed: the received file does not match"))
-                return
-            os.replace(t.part, t.dest)
-            with contextlib.suppress(FileNotFoundError):
-                t.meta.unlink()
-            t.done = True
-            self._inbox.put(("transfer", (t, "done")))
+            self._complete(t, data)
         elif name == "fetch.error":
             self._fail(t, P.RemoteError(str(data.get("code", P.INTERNAL)), str(data.get("message", ""))), by_tid)
+
+    def _complete(self, t: Transfer, data: dict[str, Any]) -> None:
+        """All bytes are in: rename into place if the hash matches the bridge's, else drop the part."""
+        t._fh.flush()
+        os.fsync(t._fh.fileno())
+        t._fh.close()
+        t._fh = None
+        digest = t._hash.hexdigest()
+        if t.received != t.size or digest != data.get("hash"):
+            for p in (t.part, t.meta):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            self._fail(t, P.RemoteError(P.CONFLICT, "verification failed: the received file does not match"))
+            return
+        os.replace(t.part, t.dest)
+        with contextlib.suppress(FileNotFoundError):
+            t.meta.unlink()
+        t.done = True
+        self._inbox.put(("transfer", (t, "done")))
+
+    # -- the same-host data channel (one thread per transfer) -----------------------------------------------
+    def _channels(self) -> list[str]:
+        """The data channels to ask for: none unless the bridge is on this host (a local endpoint)."""
+        if self.data_channel == "frames" or not _is_local(self.address):
+            return []
+        if self.data_channel in ("unix", "tcp"):
+            return [self.data_channel]
+        return (["unix"] if hasattr(socket, "AF_UNIX") else []) + ["tcp"]
+
+    def _receive(self, t: Transfer, offer: dict[str, Any]) -> None:
+        """Data-channel thread: connect, hand over the ticket, write and hash what comes, then finish when
+        the bridge's fetch.done (or error) arrives over ZeroMQ; the IO thread forwards it through ``_ctrl``."""
+        assert t._ctrl is not None and t.size is not None
+        problem = ""
+        try:
+            unix = offer.get("kind") == "unix"
+            sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
+            t._data_sock = sock
+            with sock:
+                sock.settimeout(DATA_TIMEOUT_S)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DATA_SOCKET_BUFFER)
+                address = offer["address"]
+                sock.connect(address if unix else (str(address[0]), int(address[1])))
+                sock.sendall(offer["ticket"])
+                buf = memoryview(bytearray(DATA_BUFFER))
+                last = time.monotonic()
+                while t.received < t.size:
+                    n = sock.recv_into(buf, min(len(buf), t.size - t.received))
+                    if not n:
+                        break
+                    t._hash.update(buf[:n])
+                    t._fh.write(buf[:n])
+                    t.received += n
+                    if time.monotonic() - last > 0.05:  # progress for the UI, not per read
+                        last = time.monotonic()
+                        self._inbox.put(("transfer", (t, "progress")))
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            problem = f"data channel: {getattr(exc, 'strerror', None) or exc}"
+        try:  # a short or broken stream: the bridge's error (or its silence) says why
+            name, data = t._ctrl.get(timeout=DATA_TIMEOUT_S if t.received == t.size else 5.0)
+        except queue.Empty:
+            name, data = "fetch.error", {"code": P.UNAVAILABLE, "message": problem or "the data connection broke"}
+        if name == "closed":  # the client is stopping: keep the part for a resume
+            self._close_transfer(t)
+        elif name == "fetch.done" and t.received == t.size:
+            try:
+                self._complete(t, data)
+            except OSError as exc:
+                self._fail(t, P.RemoteError(P.INTERNAL, f"cannot write {t.dest}: {exc}"))
+        elif name == "fetch.done":
+            self._fail(t, P.RemoteError(P.UNAVAILABLE, problem or "the data connection closed early"))
+        else:
+            self._fail(t, P.RemoteError(str(data.get("code", P.INTERNAL)), str(data.get("message", ""))))
+
+    @staticmethod
+    def _stop_data(t: Transfer) -> None:
+        """From the IO thread: end a data-channel thread (it closes the part file itself)."""
+        if t._ctrl is not None:
+            t._ctrl.put(("closed", {}))
+        if t._data_sock is not None:
+            with contextlib.suppress(OSError):
+                t._data_sock.shutdown(socket.SHUT_RDWR)
 
     def _fail(self, t: Transfer, err: P.RemoteError, by_tid: dict[int, Transfer] | None = None) -> None:
         if by_tid is not None and t.transfer_id is not None:
@@ -475,6 +576,16 @@ def _logged() -> Any:
         yield
     except Exception:
         log.exception("bridge callback failed")
+
+
+def _is_local(address: str) -> bool:
+    """ipc, inproc, or tcp to a loopback address: the bridge runs on this host."""
+    m = re.fullmatch(r"(\w+)://(.+)", address)
+    if not m:
+        return False
+    scheme, host = m.group(1).lower(), m.group(2).rsplit(":", 1)[0].strip("[]")
+    return scheme in ("ipc", "inproc") or (scheme == "tcp" and (host in ("localhost", "::1")
+                                                                  or host.startswith("127.")))
 
 
 def _key(k: bytes | str | None) -> bytes | None:

@@ -3,7 +3,8 @@
 One thread owns the ROUTER socket and does everything quick: decoding, validation, catalog queries,
 session bookkeeping, pushing shots, streaming file chunks under credit. Slow work (probes, thumbnails,
 scans) runs on worker threads with their own catalog connections and hands its replies and events back
-through a queue that wakes the loop. A malformed or oversized message gets an error reply or is dropped;
+through a queue that wakes the loop. Same-host fetches move their bytes over the data channel
+(datachannel.py), on threads of their own. A malformed or oversized message gets an error reply or is dropped;
 nothing a peer sends can stop the loop.
 """
 
@@ -31,6 +32,7 @@ from ..errors import MediaIdxError, NotFoundError, UsageError
 from ..indexer import MediaIndexer
 from ..scan import ScanEvent
 from ..storage import is_remote
+from .datachannel import ChannelJob, DataChannel, kinds
 from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class BridgeServer:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mediaidx-worker")
         self._local = threading.local()
         self.stats = {"requests": 0, "bad": 0}
+        self.data = DataChannel(self._post)  # the same-host data channel (datachannel.py)
         self._handlers: dict[str, Callable[[bytes, Any, dict[str, Any]], Any]] = {
             "hello": self._hello, "ping": self._ping, "search": self._search, "recent": self._recent,
             "stats": self._stats, "show": self._show, "sessions": self._sessions, "push": self._push,
@@ -191,6 +194,7 @@ class BridgeServer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             for t in list(self.transfers.values()):
                 self._close_transfer(t)
+            self.data.close()
             with contextlib.suppress(zmq.ZMQError):
                 sock.close(0)
             if auth is not None:
@@ -297,6 +301,7 @@ class BridgeServer:
         for identity, s in list(self.sessions.items()):
             if now - s.last_seen > SESSION_TTL_S:
                 del self.sessions[identity]
+        self.data.sweep()
         mono = time.monotonic()
         for t in list(self.transfers.values()):
             if mono - t.last_activity > TRANSFER_IDLE_S:
@@ -527,7 +532,8 @@ class BridgeServer:
             if is_remote(url):
                 if url not in roots:
                     raise Forbidden("not inside any of the bridge's roots")
-                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"))
+                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"),
+                                          self._channel_kind(args))
             path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
         elif "thumbnail" in args:
             a = self.ix.get(P.arg(args, "thumbnail", int, required=True))
@@ -538,7 +544,8 @@ class BridgeServer:
             wanted = P.arg(args, "path", str, required=True)
             if "://" in wanted:
                 url, rel = remote_contained(wanted, roots)
-                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"))
+                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"),
+                                          self._channel_kind(args))
             path = contained(wanted, roots)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -554,6 +561,12 @@ class BridgeServer:
         if not 0 <= offset <= st.st_size:
             os.close(fd)
             raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.st_size} bytes)")
+        reply = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset, "hash": "xxh3_128",
+                 "chunk": chunk, "window": window}
+        kind = self._channel_kind(args)
+        if kind:  # the same-host data channel: the bytes (and the hashing) leave the loop
+            job = ChannelJob(self._new_tid(), identity, st.st_size, offset, st.st_mtime_ns, fd=fd)
+            return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
         hasher = xxhash.xxh3_128()
         pos = 0
         buf = bytearray(8 << 20)
@@ -563,14 +576,24 @@ class BridgeServer:
                 break
             hasher.update(memoryview(buf)[:n])
             pos += n
-        t = OutTransfer(self._next_tid, identity, fd, st.st_size, offset, chunk, window, hasher)
-        self._next_tid += 1
+        t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
         self.transfers[t.tid] = t
-        return {"transfer": t.tid, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset,
-                "hash": "xxh3_128", "chunk": chunk, "window": window}
+        return {"transfer": t.tid, **reply}
+
+    def _new_tid(self) -> int:
+        self._next_tid += 1
+        return self._next_tid - 1
+
+    def _channel_kind(self, args: dict[str, Any]) -> str | None:
+        """The data channel to offer: the client's first choice that this platform has, and only when the
+        bridge listens on a local endpoint (every client is on this host then)."""
+        wanted = args.get("channels")
+        if not self.local or not isinstance(wanted, list):
+            return None
+        return next((k for k in wanted if k in kinds()), None)
 
     def _fetch_remote(self, identity: bytes, url: str, rel: bytes, offset: int, chunk: int, window: int,
-                      expect: Any) -> dict[str, Any]:
+                      expect: Any, kind: str | None = None) -> dict[str, Any]:
         """A file on a remote root: stat it here, read it on a RemoteSource thread (the loop never waits)."""
         from ..storage import StorageUnreachable
         from .streaming import RemoteSource, storage_for_root
@@ -590,6 +613,11 @@ class BridgeServer:
             raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
         if not 0 <= offset <= st.size:
             raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.size} bytes)")
+        reply = {"size": st.size, "mtime_ns": st.mtime_ns, "offset": offset, "hash": "xxh3_128", "chunk": chunk,
+                 "window": window}
+        if kind:
+            job = ChannelJob(self._new_tid(), identity, st.size, offset, st.mtime_ns, storage=storage, rel=rel)
+            return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
         hasher = xxhash.xxh3_128()
 
         def wake() -> None:
@@ -603,11 +631,9 @@ class BridgeServer:
                     hasher.update(data)
         else:
             source = RemoteSource(storage, rel, st.size, offset, chunk, window + 2, hasher, wake)
-        t = OutTransfer(self._next_tid, identity, -1, st.size, offset, chunk, window, hasher, source=source)
-        self._next_tid += 1
+        t = OutTransfer(self._new_tid(), identity, -1, st.size, offset, chunk, window, hasher, source=source)
         self.transfers[t.tid] = t
-        return {"transfer": t.tid, "size": st.size, "mtime_ns": st.mtime_ns, "offset": offset,
-                "hash": "xxh3_128", "chunk": chunk, "window": window}
+        return {"transfer": t.tid, **reply}
 
     def _credit(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         t = self.transfers.get(P.arg(args, "transfer", int, required=True))
@@ -617,9 +643,11 @@ class BridgeServer:
         return _NO_REPLY
 
     def _abort(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
-        t = self.transfers.get(P.arg(args, "transfer", int, required=True))
+        tid = P.arg(args, "transfer", int, required=True)
+        t = self.transfers.get(tid)
         if t is not None and t.identity == identity:
             self._close_transfer(t)
+        self.data.abort(tid, identity)
         return _NO_REPLY
 
     def _stream(self, sock: Any) -> None:

@@ -19,10 +19,10 @@ from bridge.storage import open_storage
 CLI = [sys.executable, "-m", "bridge.cli.app"]
 
 
-def connect(endpoint: str, name: str):
+def connect(endpoint: str, name: str, data_channel: str | None = None):
     from blender_mediaidx.core.client import BridgeClient
 
-    c = BridgeClient(endpoint, name=name, heartbeat_s=0.2, dead_after_s=1.0).start()
+    c = BridgeClient(endpoint, name=name, heartbeat_s=0.2, dead_after_s=1.0, data_channel=data_channel).start()
     assert c.wait(lambda: c.state == "connected", 10), c.last_error
     return c
 
@@ -133,7 +133,10 @@ def test_fetch_streams_a_remote_file_through_the_bridge(remote: Remote, clips: d
         t = c.fetch(dest, asset=aid, chunk_size=256 << 10, window=4)
         assert c.wait(lambda: t.finished, 60) and t.done, t.error  # done = the bridge's xxh3-128 matched
         assert dest.read_bytes() == clips["big"]
-        # Blender closed mid-download: a new session resumes, the bridge hashes the remote prefix itself.
+        assert t.channel == "unix"  # same host: the data channel
+    # Blender closed mid-download (over frames, slow enough to interrupt): a new session resumes over the data
+    # channel, the bridge hashes the remote prefix itself.
+    with connect(bridge.endpoint, "blender-remote", data_channel="frames") as c:
         dest2 = tmp_path / "got" / "again.mov"
         got: list[int] = []
         c.fetch(dest2, asset=aid, chunk_size=64 << 10, window=1, on_progress=lambda t: got.append(t.received))
@@ -141,7 +144,7 @@ def test_fetch_streams_a_remote_file_through_the_bridge(remote: Remote, clips: d
     with connect(bridge.endpoint, "blender-remote") as c:
         t = c.fetch(dest2, asset=aid, chunk_size=1 << 20)
         assert c.wait(lambda: t.finished, 60) and t.done, t.error
-        assert t.resumed_from > 0
+        assert t.resumed_from > 0 and t.channel == "unix"
         assert xxhash.xxh3_128_hexdigest(dest2.read_bytes()) == xxhash.xxh3_128_hexdigest(clips["big"])
         # By URL inside the root: served. Outside the root, or with '..': refused.
         ok = c.fetch(tmp_path / "got" / "sh010.mp4", path=remote.url + "/plates/sh010.mp4")

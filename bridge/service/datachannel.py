@@ -1,0 +1,262 @@
+"""The same-host data channel: file bytes on a plain stream socket instead of ZeroMQ frames.
+
+Why: on loopback, ZeroMQ frames cost a copy into libzmq, a copy out, and a message per chunk; a plain socket fed
+by ``sendfile`` (no copy out of the page cache on the bridge's side) moves a file two to three times faster.
+When: only when the bridge listens on a local endpoint (loopback TCP, ipc) and the client asks for it in
+``fetch`` (``channels``). The listener is a Unix socket in a private (0700) folder where the platform has
+them, else TCP on 127.0.0.1; nothing else can reach either.
+Security: the ``fetch`` reply (over ZeroMQ, so CURVE protects it when enabled) carries a one-time random
+ticket bound to that transfer and byte range. A wrong, expired or reused ticket gets the connection closed
+with nothing sent. The file was opened by ``fetch`` after its containment checks; the channel serves that
+open file and nothing else. Every socket has timeouts and its own thread, so a client that stalls holds up
+nobody else. The ZeroMQ channel still carries the control: ``fetch.done`` with the hash, ``fetch.error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from blender_mediaidx.core import protocol as P
+
+TICKET_BYTES = 32
+TICKET_TTL_S = 10.0       # the client connects right after the fetch reply; a ticket older than this is void
+TICKET_READ_S = 5.0       # a connection that does not send its ticket in time is closed
+IO_TIMEOUT_S = 30.0       # a client that stops reading for this long loses its transfer (it can resume)
+HASH_BUFFER = 256 << 10   # small enough to stay in cache while it is hashed
+SOCKET_BUFFER = 4 << 20   # kernel socket buffer: fewer, larger batches (measured: 5.4 vs 3.7 GB/s)
+REMOTE_CHUNK = 4 << 20
+
+
+def kinds() -> list[str]:
+    """The channels this platform can offer, preferred first (Unix sockets are faster than loopback TCP)."""
+    return (["unix"] if hasattr(socket, "AF_UNIX") else []) + ["tcp"]
+
+
+@dataclass
+class ChannelJob:
+    """One transfer waiting for, then streaming over, its data connection."""
+
+    tid: int
+    identity: bytes
+    size: int
+    offset: int
+    mtime_ns: int
+    fd: int = -1             # a local file, opened by fetch after its checks
+    storage: Any = None      # or a file on a remote root: its Storage and relpath
+    rel: bytes = b""
+    expires: float = 0.0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    conn: socket.socket | None = None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+class DataChannel:
+    """Listeners (opened on first use), tickets, and one thread per data connection.
+
+    ``post(identity, message)`` hands control events to the bridge's loop, which sends them over ZeroMQ."""
+
+    def __init__(self, post: Callable[[bytes, dict[str, Any]], None]) -> None:
+        self.post = post
+        self._lock = threading.Lock()
+        self._tickets: dict[bytes, ChannelJob] = {}
+        self._active: dict[int, ChannelJob] = {}
+        self._listeners: dict[str, tuple[socket.socket, Any]] = {}
+        self._dir: str | None = None
+        self._closed = threading.Event()
+
+    # -- the bridge's loop thread ------------------------------------------------------------------------------
+    def offer(self, kind: str, job: ChannelJob) -> dict[str, Any]:
+        """Register ``job`` under a fresh ticket; what the fetch reply tells the client."""
+        address = self._listen(kind)
+        ticket = secrets.token_bytes(TICKET_BYTES)
+        job.expires = time.monotonic() + TICKET_TTL_S
+        self.sweep()
+        with self._lock:
+            self._tickets[ticket] = job
+            self._active[job.tid] = job
+        return {"kind": kind, "address": address, "ticket": ticket}
+
+    def sweep(self) -> None:
+        """Void the tickets nobody used in time (and close their files)."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [(t, j) for t, j in self._tickets.items() if j.expires < now]
+            for t, j in stale:
+                del self._tickets[t]
+                self._active.pop(j.tid, None)
+        for _, j in stale:
+            j.close()
+
+    def abort(self, tid: int, identity: bytes) -> None:
+        with self._lock:
+            job = self._active.get(tid)
+        if job is not None and job.identity == identity:
+            job.cancel.set()
+            if job.conn is not None:
+                with contextlib.suppress(OSError):
+                    job.conn.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            jobs = list(self._active.values())
+            listeners = list(self._listeners.values())
+            self._tickets.clear()
+        for job in jobs:
+            job.cancel.set()
+            if job.conn is not None:
+                with contextlib.suppress(OSError):
+                    job.conn.shutdown(socket.SHUT_RDWR)
+        for sock, _ in listeners:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _listen(self, kind: str) -> Any:
+        if kind in self._listeners:
+            return self._listeners[kind][1]
+        if kind == "unix":
+            self._dir = self._dir or tempfile.mkdtemp(prefix="mediaidx-data-")  # 0700: this user only
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = os.path.join(self._dir, "data.sock")
+            sock.bind(address)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))  # loopback only, an ephemeral port
+            address = list(sock.getsockname()[:2])
+        sock.listen(16)
+        sock.settimeout(0.5)
+        self._listeners[kind] = (sock, address)
+        threading.Thread(target=self._accept, args=(sock,), name=f"mediaidx-data-{kind}", daemon=True).start()
+        return address
+
+    # -- accept and serve threads -------------------------------------------------------------------------------
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), name="mediaidx-data-serve", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(TICKET_READ_S)
+            ticket = _recv_exact(conn, TICKET_BYTES)
+            with self._lock:
+                job = self._tickets.pop(ticket, None) if ticket else None  # single use, whatever happens next
+            if job is None:
+                return
+            if time.monotonic() > job.expires or job.cancel.is_set():
+                self._done(job)
+                return
+            job.conn = conn
+            conn.settimeout(IO_TIMEOUT_S)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            try:
+                digest = self._send_local(conn, job) if job.storage is None else self._send_remote(conn, job)
+                msg = P.event("fetch.done", {"transfer": job.tid, "size": job.size, "hash": digest})
+            except _Changed as exc:
+                msg = P.event("fetch.error", {"transfer": job.tid, "code": P.CONFLICT, "message": str(exc)})
+            except Exception as exc:  # the client went away, stalled, or the storage failed: it can resume
+                msg = P.event("fetch.error", {"transfer": job.tid, "code": P.UNAVAILABLE,
+                                              "message": getattr(exc, "strerror", None) or str(exc) or type(exc).__name__})
+            finally:
+                self._done(job)
+            if not job.cancel.is_set():
+                self.post(job.identity, msg)
+
+    def _done(self, job: ChannelJob) -> None:
+        with self._lock:
+            self._active.pop(job.tid, None)
+        job.close()
+
+    @staticmethod
+    def _send_local(conn: socket.socket, job: ChannelJob) -> str:
+        """``sendfile`` the range while a second thread hashes the whole file (the client verifies all of it,
+        the part it already had included). Both release the GIL, so they run side by side."""
+        hasher = xxhash.xxh3_128()
+        hashed = [0]
+        stop = threading.Event()
+
+        def hash_file() -> None:
+            buf = memoryview(bytearray(HASH_BUFFER))
+            while hashed[0] < job.size and not stop.is_set() and not job.cancel.is_set():
+                n = os.preadv(job.fd, [buf[:min(len(buf), job.size - hashed[0])]], hashed[0])
+                if not n:
+                    return
+                hasher.update(buf[:n])
+                hashed[0] += n
+
+        th = threading.Thread(target=hash_file, name="mediaidx-data-hash", daemon=True)
+        th.start()
+        try:
+            with open(job.fd, "rb", closefd=False) as fh:
+                sent = conn.sendfile(fh, job.offset, job.size - job.offset) if job.size > job.offset else 0
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            th.join()
+        st = os.fstat(job.fd)
+        if sent != job.size - job.offset or hashed[0] != job.size or (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+            raise _Changed("the file changed during the transfer")
+        return hasher.hexdigest()
+
+    @staticmethod
+    def _send_remote(conn: socket.socket, job: ChannelJob) -> str:
+        """A file on a remote root: read through its Storage, hashed from the start, sent from ``offset``."""
+        hasher = xxhash.xxh3_128()
+        with job.storage.open(job.rel, job.size) as fh:
+            pos = 0
+            while pos < job.size and not job.cancel.is_set():
+                fh.seek(pos)
+                limit = job.offset - pos if pos < job.offset else job.size - pos
+                data = fh.read(min(REMOTE_CHUNK, limit))
+                if not data:
+                    raise _Changed("the file changed during the transfer")
+                hasher.update(data)
+                if pos >= job.offset:
+                    conn.sendall(data)
+                pos += len(data)
+        if pos != job.size:
+            raise OSError("aborted")
+        return hasher.hexdigest()
+
+
+class _Changed(Exception):
+    """The file is not the one ``fetch`` stat'ed any more."""
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
+    data = b""
+    try:
+        while len(data) < n:
+            more = conn.recv(n - len(data))
+            if not more:
+                return None
+            data += more
+    except OSError:
+        return None
+    return data
