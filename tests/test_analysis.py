@@ -278,6 +278,10 @@ def test_scan_analyze_stores_shots_and_hero_and_dry_run_writes_nothing(joined, t
     assert hero.parent.parent == cache / "thumbs"
     still = ix.get(str(root / "still.jpg")).id
     assert ix.hero_image(still) is None and ix.shots(still) == []
+    # The file is overwritten in place and rescanned without --analyze: its old shots and hero are stale.
+    (root / "joined.mp4").write_bytes(path.read_bytes() + b"\1" * 32)
+    assert ix.scan(root).changed == 1
+    assert ix.hero_image(asset) is None and ix.shots(asset) == []
     ix.close()
 
 

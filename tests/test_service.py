@@ -320,6 +320,31 @@ def test_a_same_host_fetch_uses_the_data_channel(library, bridge_process, tmp_pa
             assert not dest.with_name(dest.name + ".part").exists()
 
 
+def test_an_unreachable_data_channel_falls_back_to_frames(library, bridge_process, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The address looks local but the bridge's socket is not there for this client (a sandboxed Blender with
+    its own /tmp, an SSH tunnel): the fetch still completes, over frames, and later fetches skip the channel."""
+    root, cat, cache = library
+    bridge_tmp = tmp_path / "bridge-tmp"
+    bridge_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(bridge_tmp))  # where the bridge process makes its socket folder
+    bridge = bridge_process(cat, cache)
+    src = (root / "sh010_plate.mov").read_bytes()
+    with connect(bridge.endpoint) as c:
+        clip = asset_id(c, "sh010_plate.mov")
+        t = c.fetch(tmp_path / "dl" / "first.mov", asset=clip)
+        assert c.wait(lambda: t.finished, 30) and t.done and t.channel == "unix", t.error
+        sockets = [p for p in bridge_tmp.rglob("*") if p.is_socket()]
+        assert sockets, "the bridge made no Unix socket under TMPDIR"
+        for p in sockets:
+            p.unlink()  # from here on, this client cannot reach the bridge's socket
+        for name in ("second.mov", "third.mov"):
+            dest = tmp_path / "dl" / name
+            t = c.fetch(dest, asset=clip)
+            assert c.wait(lambda t=t: t.finished, 30) and t.done, t.error
+            assert t.channel == "frames" and dest.read_bytes() == src
+
+
 def test_a_data_channel_fetch_resumes_after_an_interruption(library, bridge_process, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from blender_mediaidx.core import client as client_mod

@@ -99,6 +99,9 @@ class BridgeClient:
         self.address = address
         # auto: the same-host data channel when the bridge is local; frames: always ZeroMQ; unix / tcp: that one
         self.data_channel = data_channel or os.environ.get("MEDIAIDX_DATA_CHANNEL", "auto")
+        # An address can look local and not be (an SSH tunnel, a sandboxed Blender with its own /tmp, a
+        # container): when the channel cannot be reached, this client falls back to frames for good.
+        self._channel_unreachable = False
         self.name = name
         self.kind = kind
         self.info = info or {}
@@ -354,6 +357,13 @@ class BridgeClient:
                 return
             if kind == "fetch":
                 self._start_fetch(sock, item, transfers)
+            elif kind == "refetch":  # the data channel was unreachable: the same fetch again, as frames
+                t = item
+                self._by_tid.pop(t.transfer_id, None)
+                if t.transfer_id is not None:
+                    self._raw_send(sock, P.request("abort", {"transfer": t.transfer_id}, deadline_ms=None))
+                t._ctrl, t._data_sock, t.transfer_id, t.channel = None, None, None, "frames"
+                self._start_fetch(sock, t, transfers)
             elif not self._raw_send(sock, item) and "id" in item:
                 # pump() drops it if nobody waits for an answer (credit, abort)
                 self._inbox.put(("reply", P.error(item["id"], P.UNAVAILABLE, "the bridge is not connected")))
@@ -494,7 +504,7 @@ class BridgeClient:
     # -- the same-host data channel (one thread per transfer) -----------------------------------------------
     def _channels(self) -> list[str]:
         """The data channels to ask for: none unless the bridge is on this host (a local endpoint)."""
-        if self.data_channel == "frames" or not _is_local(self.address):
+        if self.data_channel == "frames" or self._channel_unreachable or not _is_local(self.address):
             return []
         if self.data_channel in ("unix", "tcp"):
             return [self.data_channel]
@@ -505,6 +515,7 @@ class BridgeClient:
         the bridge's fetch.done (or error) arrives over ZeroMQ; the IO thread forwards it through ``_ctrl``."""
         assert t._ctrl is not None and t.size is not None
         problem = ""
+        connected = False
         try:
             unix = offer.get("kind") == "unix"
             sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
@@ -515,6 +526,7 @@ class BridgeClient:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DATA_SOCKET_BUFFER)
                 address = offer["address"]
                 sock.connect(address if unix else (str(address[0]), int(address[1])))
+                connected = True
                 sock.sendall(offer["ticket"])
                 buf = memoryview(bytearray(DATA_BUFFER))
                 last = time.monotonic()
@@ -530,6 +542,12 @@ class BridgeClient:
                         self._inbox.put(("transfer", (t, "progress")))
         except (OSError, KeyError, TypeError, ValueError) as exc:
             problem = f"data channel: {getattr(exc, 'strerror', None) or exc}"
+        if not connected and self.data_channel == "auto" and not self._stop.is_set():
+            log.info("same-host data channel unreachable (%s); fetching over ZeroMQ frames", problem)
+            self._channel_unreachable = True
+            self._close_transfer(t)
+            self._send("refetch", t)
+            return
         try:  # a short or broken stream: the bridge's error (or its silence) says why
             name, data = t._ctrl.get(timeout=DATA_TIMEOUT_S if t.received == t.size else 5.0)
         except queue.Empty:

@@ -75,8 +75,21 @@ def write_analysis(conn: sqlite3.Connection, asset_id: int, fingerprint: bytes |
          for s in shots if s.get("keyframe")])
 
 
+# An analysis describes the content it was made from: once the file changes (a render overwritten in place,
+# rescanned without --analyze) its shots and hero image are stale and are not shown.
+_CURRENT = ("SELECT 1 FROM analyses an JOIN assets a ON a.id = an.asset_id WHERE an.asset_id = ?"
+            " AND an.fingerprint IS a.fingerprint")
+
+
+def is_current(conn: sqlite3.Connection, asset_id: int) -> bool:
+    """Whether the asset's stored analysis was made from its present content."""
+    return conn.execute(_CURRENT, (asset_id,)).fetchone() is not None
+
+
 def load_shots(conn: sqlite3.Connection, asset_id: int) -> list[dict[str, Any]]:
-    """The stored shots, each with its key frame (or None)."""
+    """The stored shots, each with its key frame (or None); none when the file changed since."""
+    if not is_current(conn, asset_id):
+        return []
     keys = {shot: {"frame": frame, "time": t, "scores": json.loads(scores)} for shot, frame, t, scores in conn.execute(
         "SELECT shot, frame, time, scores FROM keyframes WHERE asset_id = ?", (asset_id,))}
     out = []
@@ -102,9 +115,9 @@ def load_analysis(conn: sqlite3.Connection, asset_id: int) -> dict[str, Any] | N
 
 
 def hero_file(conn: sqlite3.Connection, asset_id: int, thumbs_dir: Path) -> Path | None:
-    """The hero JPEG of an asset when one was made and is still in the cache."""
+    """The hero JPEG of an asset when one was made from its present content and is still in the cache."""
     row = conn.execute("SELECT hero FROM analyses WHERE asset_id = ?", (asset_id,)).fetchone()
-    if not row or not row[0]:
+    if not row or not row[0] or not is_current(conn, asset_id):
         return None
     path = thumbs_dir / row[0]
     return path if path.is_file() else None
@@ -130,6 +143,7 @@ def analyze_asset(ix: Any, ref: str | int, *, dry_run: bool = False) -> dict[str
     """``MediaIndexer.analyze``: analyse a catalogued clip and store the result (or, dry, plan it)."""
     from ..catalog import Catalog
     from ..catalog import search as search_mod
+    from ..catalog.assets import set_missing_fingerprint
     from ..errors import UsageError
     from ..models import PlanItem
     from ..scan.fingerprint import fingerprint_fileobj, fingerprint_path
@@ -141,6 +155,7 @@ def analyze_asset(ix: Any, ref: str | int, *, dry_run: bool = False) -> dict[str
         asset_id = search_mod.resolve(db.conn, ref)
         kind, size, fingerprint = db.conn.execute(
             "SELECT kind, size, fingerprint FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        had_fingerprint = fingerprint is not None
         if kind != "video":
             raise UsageError(f"asset {asset_id} is {'an' if kind == 'image' else 'a'} {kind}, not a video")
         url, rel = search_mod.native_path(db.conn, asset_id)
@@ -164,6 +179,8 @@ def analyze_asset(ix: Any, ref: str | int, *, dry_run: bool = False) -> dict[str
         except OSError as exc:
             raise _naming(exc, label) from None
         with db.transaction() as conn:
+            if not had_fingerprint:
+                set_missing_fingerprint(conn, asset_id, fingerprint)
             write_analysis(conn, asset_id, fingerprint, record)
         hero = hero_file(db.conn, asset_id, Path(ix.thumbs_dir))
         return {"dry_run": False, "asset": asset_id, "shots": len(record.get("shots") or []),

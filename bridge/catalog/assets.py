@@ -268,6 +268,12 @@ def move_asset(conn: sqlite3.Connection, asset_id: int, *, folder_id: int, name:
     conn.execute("UPDATE asset_fts SET name = ?, path = ? WHERE rowid = ?", (_text(name), fts_path, asset_id))
 
 
+def set_missing_fingerprint(conn: sqlite3.Connection, asset_id: int, fingerprint: bytes) -> None:
+    """Record a fingerprint computed outside a scan (``mediaidx analyze`` on a row that had none), so
+    what is stored about the content can be matched with the content."""
+    conn.execute("UPDATE assets SET fingerprint = ? WHERE id = ? AND fingerprint IS NULL", (fingerprint, asset_id))
+
+
 def restore_asset(conn: sqlite3.Connection, asset_id: int) -> None:
     conn.execute(
         "UPDATE assets SET status = CASE WHEN error IS NOT NULL THEN 'failed' WHEN probe IS NOT NULL THEN 'ok'"

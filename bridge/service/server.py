@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,9 +103,25 @@ class Job:
     progress: dict[str, Any] = field(default_factory=dict)
     result: Any = None
     last_event: float = 0.0
+    roots: list[str] = field(default_factory=list)
+    options: dict[str, bool] = field(default_factory=dict)
+    session: str | None = None        # the hello name of the client that started it (None: no hello)
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    error: str | None = None
+    version: int = 0                  # bumped on every change, so other threads can poll cheaply
 
     def public(self) -> dict[str, Any]:
         return {"job": self.id, "kind": self.kind, "state": self.state, "progress": self.progress}
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy for other threads (the web service): nothing in it is shared with the job thread."""
+        return {"id": self.id, "kind": self.kind, "state": self.state, "roots": list(self.roots),
+                "options": dict(self.options), "session": self.session,
+                "progress": {k: v for k, v in self.progress.items() if k != "finished_at"},
+                "started_at": self.started_at, "finished_at": self.finished_at, "error": self.error,
+                "summary": self.result, "cancelling": self.state == "running" and self.cancel.is_set(),
+                "version": self.version}
 
 
 class BridgeServer:
@@ -133,6 +149,11 @@ class BridgeServer:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._results: queue.Queue[tuple[bytes, dict[str, Any], bytes | None]] = queue.Queue()
+        self._calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()  # run on the loop
+        self._jobs_lock = threading.Lock()  # guards self.jobs and job fields for snapshots from other threads
+        self._id_lock = threading.Lock()
+        # Set by an in-process companion (the web service): the description of a scan it runs, or None.
+        self.external_scan: Callable[[], str | None] | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -191,6 +212,13 @@ class BridgeServer:
             self._ready.set()
             for job in self.jobs.values():
                 job.cancel.set()
+            while True:  # callers waiting on `call_in_loop` get an answer now, not at their timeout
+                try:
+                    _fn, fut = self._calls.get_nowait()
+                except queue.Empty:
+                    break
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(MediaIdxError("the bridge stopped"))
             self._pool.shutdown(wait=True, cancel_futures=True)
             for t in list(self.transfers.values()):
                 self._close_transfer(t)
@@ -202,6 +230,7 @@ class BridgeServer:
             self.ix.close()
 
     def _loop(self, sock: Any) -> None:
+        self._loop_sock = sock  # for replies composed in `call_in_loop` work (loop thread only)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -220,6 +249,7 @@ class BridgeServer:
                         break
                     self._on_message(sock, frames)
             self._send_results(sock)
+            self._run_calls()
             self._stream(sock)
             if time.monotonic() - last_sweep > 5:
                 last_sweep = time.monotonic()
@@ -290,6 +320,20 @@ class BridgeServer:
                 return
             self._send(sock, identity, msg, data)
 
+    def _run_calls(self) -> None:
+        """Work handed over by other threads (`call_in_loop`), run here so it sees the loop's state."""
+        while True:
+            try:
+                fn, fut = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed back to the caller's thread
+                fut.set_exception(exc)
+
     def _post(self, identity: bytes, msg: dict[str, Any]) -> None:
         """From any thread: queue a message for the loop to send."""
         self._results.put((identity, msg, None))
@@ -306,9 +350,10 @@ class BridgeServer:
         for t in list(self.transfers.values()):
             if mono - t.last_activity > TRANSFER_IDLE_S:
                 self._close_transfer(t)
-        for job_id, job in list(self.jobs.items()):
-            if job.state != "running" and time.time() - job.progress.get("finished_at", time.time()) > 3600:
-                del self.jobs[job_id]
+        with self._jobs_lock:
+            for job_id, job in list(self.jobs.items()):
+                if job.state != "running" and time.time() - (job.finished_at or time.time()) > 3600:
+                    del self.jobs[job_id]
 
     # -- per-thread catalog access ---------------------------------------------------------------------
     def _worker_ix(self) -> MediaIndexer:
@@ -334,6 +379,47 @@ class BridgeServer:
             raise NotFoundError(f"no Blender session named {to!r} (connected: {known})")
         self._post(target.identity, P.event("shots", {"shots": shots, "from": sender}))
         return {"delivered": len(shots), "to": target.name}
+
+    def new_job_id(self) -> int:
+        """One id space for every job of the process (the web service's too), from any thread."""
+        with self._id_lock:
+            self._next_job += 1
+            return self._next_job - 1
+
+    def job_snapshots(self) -> list[dict[str, Any]]:
+        """The bridge's jobs, newest first, as copies (`Job.snapshot`); safe from any thread."""
+        with self._jobs_lock:
+            return [j.snapshot() for j in sorted(self.jobs.values(), key=lambda j: -j.id)]
+
+    def job_snapshot(self, job_id: int) -> dict[str, Any] | None:
+        """One job's copy, or None; cheap enough to poll (its ``version`` says whether anything changed)."""
+        with self._jobs_lock:
+            job = self.jobs.get(job_id)
+            return job.snapshot() if job is not None else None
+
+    def running_scan(self) -> dict[str, Any] | None:
+        """The bridge's running scan job, if any (a snapshot)."""
+        with self._jobs_lock:
+            job = next((j for j in self.jobs.values() if j.kind == "scan" and j.state == "running"), None)
+            return job.snapshot() if job is not None else None
+
+    def call_in_loop(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
+        """Run ``fn`` on the loop thread and return its result: state the loop owns is changed there only."""
+        if self._stop.is_set() or not self._ready.is_set():
+            raise MediaIdxError("the bridge is not running")
+        fut: Future[Any] = Future()
+        self._calls.put((fn, fut))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise MediaIdxError("the bridge did not answer in time") from None
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        """Cancel a bridge job from another thread, through the loop and the `cancel` op's own code."""
+        return self.call_in_loop(lambda: self._cancel_job(job_id))
 
     # -- ops: sessions -----------------------------------------------------------------------------------
     def _hello(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
@@ -421,10 +507,16 @@ class BridgeServer:
         return [j.public() for j in self.jobs.values()]
 
     def _cancel(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
-        job = self.jobs.get(P.arg(args, "job", int, required=True))
+        return self._cancel_job(P.arg(args, "job", int, required=True))
+
+    def _cancel_job(self, job_id: int) -> dict[str, Any]:
+        """Loop thread only: the `cancel` op, and `cancel_job` from the web service."""
+        job = self.jobs.get(job_id)
         if job is None:
             raise NotFoundError("no such job")
-        job.cancel.set()
+        with self._jobs_lock:
+            job.cancel.set()
+            job.version += 1
         return {"job": job.id, "state": "cancelling" if job.state == "running" else job.state}
 
     # -- ops on worker threads -----------------------------------------------------------------------------
@@ -484,16 +576,24 @@ class BridgeServer:
         roots = P.arg(args, "roots", list, None) or self._roots()
         if not roots or not all(isinstance(r, str) for r in roots):
             raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
-        if any(j.kind == "scan" and j.state == "running" for j in self.jobs.values()):
-            raise P.ProtocolError(P.CONFLICT, "a scan is already running")
+        running = next((j for j in self.jobs.values() if j.kind == "scan" and j.state == "running"), None)
+        if running is not None:
+            raise P.ProtocolError(P.CONFLICT, f"a scan is already running (job {running.id})")
+        other = self.external_scan() if self.external_scan is not None else None
+        if other:
+            raise P.ProtocolError(P.CONFLICT, f"a scan is already running ({other})")
         opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed", "analyze") if k in args}
-        job = Job(self._next_job, "scan", identity, threading.Event())
-        self._next_job += 1
-        self.jobs[job.id] = job
+        sender = self.sessions.get(identity)
+        job = Job(self.new_job_id(), "scan", identity, threading.Event(), roots=list(roots), options=opts,
+                  session=sender.name if sender else None)
+        with self._jobs_lock:
+            self.jobs[job.id] = job
 
         def progress(ev: ScanEvent) -> None:
-            job.progress = {"phase": ev.phase, "root": ev.root, "folders": ev.folders, "files": ev.files,
-                            "work_done": ev.work_done, "work_total": ev.work_total}
+            with self._jobs_lock:
+                job.progress = {"phase": ev.phase, "root": ev.root, "folders": ev.folders, "files": ev.files,
+                                "work_done": ev.work_done, "work_total": ev.work_total}
+                job.version += 1
             now = time.monotonic()
             if now - job.last_event >= 0.2 or ev.phase == "done":
                 job.last_event = now
@@ -505,17 +605,22 @@ class BridgeServer:
                     summary = ix.scan(*roots, progress=progress, cancel=job.cancel, **opts)
                 d = summary.to_dict()
                 d["issues"] = d["issues"][:100]
-                job.state = "done" if summary.complete else "cancelled" if job.cancel.is_set() else "incomplete"
-                job.result = d
-                done = {"job": job.id, "state": job.state, "summary": d}
+                state = "done" if summary.complete else "cancelled" if job.cancel.is_set() else "incomplete"
+                done = {"job": job.id, "state": state, "summary": d}
             except MediaIdxError as exc:
-                job.state = "failed"
+                d, state = None, "failed"
                 done = {"job": job.id, "state": "failed", "error": str(exc)}
             except Exception as exc:
                 log.exception("scan job failed")
-                job.state = "failed"
+                d, state = None, "failed"
                 done = {"job": job.id, "state": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            job.progress["finished_at"] = time.time()
+            with self._jobs_lock:  # all at once: a snapshot never sees a finished state without its summary
+                job.result = d
+                job.error = done.get("error")
+                job.finished_at = time.time()
+                job.progress = {**job.progress, "finished_at": job.finished_at}
+                job.state = state
+                job.version += 1
             self._post(job.identity, P.event("job.done", done))
 
         threading.Thread(target=run, name=f"mediaidx-scan-{job.id}", daemon=True).start()
@@ -532,7 +637,7 @@ class BridgeServer:
             if is_remote(url):
                 if url not in roots:
                     raise Forbidden("not inside any of the bridge's roots")
-                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"),
+                return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
             path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
         elif "thumbnail" in args:
@@ -544,7 +649,7 @@ class BridgeServer:
             wanted = P.arg(args, "path", str, required=True)
             if "://" in wanted:
                 url, rel = remote_contained(wanted, roots)
-                return self._fetch_remote(identity, url, rel, offset, chunk, window, args.get("expect"),
+                return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
             path = contained(wanted, roots)
         try:
@@ -592,48 +697,77 @@ class BridgeServer:
             return None
         return next((k for k in wanted if k in kinds()), None)
 
-    def _fetch_remote(self, identity: bytes, url: str, rel: bytes, offset: int, chunk: int, window: int,
-                      expect: Any, kind: str | None = None) -> dict[str, Any]:
-        """A file on a remote root: stat it here, read it on a RemoteSource thread (the loop never waits)."""
+    def _fetch_remote(self, identity: bytes, rid: Any, url: str, rel: bytes, offset: int, chunk: int, window: int,
+                      expect: Any, kind: str | None = None) -> object:
+        """A file on a remote root. Credentials, connecting and the stat (retries and timeouts included) run on
+        a worker thread, and the bytes on a RemoteSource or data-channel thread: the loop never waits on the
+        network. The transfer is registered, and the reply sent, back on the loop thread, so the reply always
+        goes out before the transfer's first chunk."""
         from ..storage import StorageUnreachable
         from .streaming import RemoteSource, storage_for_root
 
-        try:
-            storage = storage_for_root(url)
-            st = storage.stat(rel)
-        except FileNotFoundError:
-            raise NotFoundError("the file is not there any more") from None
-        except StorageUnreachable as exc:
-            raise P.ProtocolError(P.UNAVAILABLE, f"the storage is not answering ({exc.strerror})") from None
-        except PermissionError:
-            raise Forbidden("cannot read the file: access denied") from None
-        except OSError as exc:
-            raise Forbidden(f"cannot read the file: {exc.strerror or exc}") from None
-        if isinstance(expect, dict) and (expect.get("size") != st.size or expect.get("mtime_ns") != st.mtime_ns):
-            raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
-        if not 0 <= offset <= st.size:
-            raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.size} bytes)")
-        reply = {"size": st.size, "mtime_ns": st.mtime_ns, "offset": offset, "hash": "xxh3_128", "chunk": chunk,
-                 "window": window}
-        if kind:
-            job = ChannelJob(self._new_tid(), identity, st.size, offset, st.mtime_ns, storage=storage, rel=rel)
-            return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
-        hasher = xxhash.xxh3_128()
+        def prepare() -> tuple[Any, Any, Any]:
+            try:
+                storage = storage_for_root(url)
+                st = storage.stat(rel)
+            except FileNotFoundError:
+                raise NotFoundError("the file is not there any more") from None
+            except StorageUnreachable as exc:
+                raise P.ProtocolError(P.UNAVAILABLE, f"the storage is not answering ({exc.strerror})") from None
+            except PermissionError:
+                raise Forbidden("cannot read the file: access denied") from None
+            except OSError as exc:
+                raise Forbidden(f"cannot read the file: {exc.strerror or exc}") from None
+            if isinstance(expect, dict) and (expect.get("size") != st.size or expect.get("mtime_ns") != st.mtime_ns):
+                raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
+            if not 0 <= offset <= st.size:
+                raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.size} bytes)")
+            hasher = xxhash.xxh3_128()
+            if not kind and offset and offset >= st.size:  # the client has it all: only the hash is owed
+                with storage.open(rel) as fh:
+                    while data := fh.read(8 << 20):
+                        hasher.update(data)
+            return storage, st, hasher
 
-        def wake() -> None:
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"x")
+        def register(storage: Any, st: Any, hasher: Any) -> None:  # on the loop thread
+            reply: dict[str, Any] = {"size": st.size, "mtime_ns": st.mtime_ns, "offset": offset, "hash": "xxh3_128",
+                                     "chunk": chunk, "window": window}
+            if kind:
+                job = ChannelJob(self._new_tid(), identity, st.size, offset, st.mtime_ns, storage=storage, rel=rel)
+                reply = {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
+            else:
+                def wake() -> None:
+                    with contextlib.suppress(OSError):
+                        os.write(self._wake_w, b"x")
 
-        source = None
-        if offset and offset >= st.size:  # the client has it all: only the verification hash is owed
-            with storage.open(rel) as fh:
-                while data := fh.read(8 << 20):
-                    hasher.update(data)
-        else:
-            source = RemoteSource(storage, rel, st.size, offset, chunk, window + 2, hasher, wake)
-        t = OutTransfer(self._new_tid(), identity, -1, st.size, offset, chunk, window, hasher, source=source)
-        self.transfers[t.tid] = t
-        return {"transfer": t.tid, **reply}
+                source = None
+                if not (offset and offset >= st.size):
+                    source = RemoteSource(storage, rel, st.size, offset, chunk, window + 2, hasher, wake)
+                t = OutTransfer(self._new_tid(), identity, -1, st.size, offset, chunk, window, hasher, source=source)
+                self.transfers[t.tid] = t
+                reply = {"transfer": t.tid, **reply}
+            self._send(self._loop_sock, identity, P.ok(rid, reply))
+
+        def run() -> None:
+            try:
+                storage, st, hasher = prepare()
+                self.call_in_loop(lambda: register(storage, st, hasher), timeout=30)
+                return
+            except P.ProtocolError as exc:
+                msg = P.error(rid, exc.code, exc.message)
+            except Forbidden as exc:
+                msg = P.error(rid, P.FORBIDDEN, str(exc))
+            except NotFoundError as exc:
+                msg = P.error(rid, P.NOT_FOUND, str(exc))
+            except MediaIdxError as exc:
+                msg = P.error(rid, P.UNAVAILABLE, str(exc))
+            except Exception as exc:
+                log.exception("remote fetch failed")
+                msg = P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self._post(identity, msg)
+
+        self._pool.submit(run)
+        return _NO_REPLY
 
     def _credit(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         t = self.transfers.get(P.arg(args, "transfer", int, required=True))

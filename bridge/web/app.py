@@ -59,6 +59,8 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.exception_handler(MediaIdxError)
     async def _mediaidx_error(request: Request, exc: MediaIdxError) -> JSONResponse:
+        if isinstance(exc, Busy) and exc.job is not None:  # the client can follow or cancel the running job
+            return JSONResponse({"error": {"code": "conflict", "message": str(exc), "job": exc.job}}, status_code=409)
         return error(_status_for(exc), str(exc))
 
     @app.exception_handler(login.Unauthorized)

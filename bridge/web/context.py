@@ -29,7 +29,7 @@ class WebContext:
     _local: threading.local = field(init=False, default_factory=threading.local)
 
     def __post_init__(self) -> None:
-        self.jobs = JobManager(self.catalog, self.cache_dir)
+        self.jobs = JobManager(self.catalog, self.cache_dir, self.bridge)
 
     @classmethod
     def create(cls, catalog: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,

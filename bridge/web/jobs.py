@@ -1,5 +1,8 @@
 """Scan and workflow jobs started from the web: one thread each with its own MediaIndexer, progress kept
-on the job (read by `GET /api/jobs` and streamed as server-sent events), cancel through an Event."""
+on the job (read by `GET /api/jobs` and streamed as server-sent events), cancel through an Event.
+
+Inside `mediaidx serve` the ZeroMQ bridge's own jobs (scans started from Blender or the CLI) are listed,
+followed and cancelled here too, through `BridgeServer`'s thread-safe job API; both share one id space."""
 
 from __future__ import annotations
 
@@ -11,11 +14,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MediaIdxError
 from ..indexer import MediaIndexer
 from ..scan import ScanEvent
+
+if TYPE_CHECKING:
+    from ..service.server import BridgeServer
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +31,11 @@ EVENT_INTERVAL_S = 0.1    # server-sent events: at most ten progress updates a s
 
 
 class Busy(MediaIdxError):
-    """A scan is already running (HTTP 409)."""
+    """A scan is already running (HTTP 409); ``job`` is its id."""
+
+    def __init__(self, message: str, job: int | None = None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 @dataclass
@@ -45,22 +55,47 @@ class WebJob:
     def public(self, *, full: bool = False) -> dict[str, Any]:
         d = {"id": self.id, "kind": self.kind, "state": self.state, "params": self.params,
              "progress": dict(self.progress), "error": self.error, "started_at": self.started_at,
-             "finished_at": self.finished_at, "cancelling": self.state == "running" and self.cancel.is_set()}
+             "finished_at": self.finished_at, "cancelling": self.state == "running" and self.cancel.is_set(),
+             "origin": "web", "session": None}
         if full:
             d["result"] = self.result
         return d
 
 
-class JobManager:
-    """Starts and tracks web jobs. Thread-safe: request threads read, job threads write."""
+def bridge_public(snap: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
+    """A bridge job's snapshot (`Job.snapshot`) in the shape of `WebJob.public`, origin "bridge"."""
+    d = {"id": snap["id"], "kind": snap["kind"], "state": snap["state"],
+         "params": {"roots": snap["roots"], **snap["options"]}, "progress": snap["progress"],
+         "error": snap["error"], "started_at": snap["started_at"], "finished_at": snap["finished_at"],
+         "cancelling": snap["cancelling"], "origin": "bridge", "session": snap["session"]}
+    if full:
+        summary = snap["summary"]
+        if isinstance(summary, dict) and isinstance(summary.get("plan"), list):
+            summary = {**summary, "plan_count": len(summary["plan"]), "plan": summary["plan"][:PLAN_LIMIT]}
+        d["result"] = summary
+    return d
 
-    def __init__(self, catalog: Path, cache_dir: Path) -> None:
+
+def describe(job: dict[str, Any]) -> str:
+    """How a 409 names the running job: id, where it came from, what it scans."""
+    origin = "web" if job["origin"] == "web" else f"bridge, session {job['session'] or '(no name)'}"
+    roots = ", ".join(job["params"].get("roots") or []) or "all roots"
+    return f"scan job {job['id']} ({origin}) on {roots}"
+
+
+class JobManager:
+    """Starts and tracks web jobs, and shows the bridge's. Thread-safe: request threads read, job threads write."""
+
+    def __init__(self, catalog: Path, cache_dir: Path, bridge: BridgeServer | None = None) -> None:
         self.catalog = catalog
         self.cache_dir = cache_dir
+        self.bridge = bridge
         self._jobs: dict[int, WebJob] = {}
         self._next = 1
         self._lock = threading.Lock()
         self.closing = threading.Event()
+        if bridge is not None:  # a ZeroMQ scan is refused while a web scan runs, naming it
+            bridge.external_scan = self._running_web_scan
 
     def list(self) -> list[WebJob]:
         with self._lock:
@@ -70,12 +105,41 @@ class JobManager:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def cancel(self, job_id: int) -> WebJob | None:
+    def all_public(self) -> list[dict[str, Any]]:
+        """Every job of the process, web and bridge, newest first (without results)."""
+        out = [j.public() for j in self.list()]
+        if self.bridge is not None:
+            out += [bridge_public(s) for s in self.bridge.job_snapshots()]
+        return sorted(out, key=lambda d: (-d["started_at"], -d["id"]))
+
+    def lookup(self, job_id: int, *, full: bool = False) -> tuple[int, dict[str, Any]] | None:
+        """(version, public dict) of a web or bridge job, or None: what `GET /api/jobs/{id}` and the event
+        stream poll."""
         job = self.get(job_id)
-        if job is not None and job.state == "running":
-            job.cancel.set()
-            job.version += 1
-        return job
+        if job is not None:
+            version = job.version
+            return version, job.public(full=full)
+        snap = self.bridge.job_snapshot(job_id) if self.bridge is not None else None
+        return (snap["version"], bridge_public(snap, full=full)) if snap is not None else None
+
+    def cancel(self, job_id: int) -> dict[str, Any] | None:
+        """Ask a job to stop; a bridge job through the bridge loop's `cancel` path."""
+        job = self.get(job_id)
+        if job is not None:
+            if job.state == "running":
+                job.cancel.set()
+                job.version += 1
+            return job.public()
+        if self.bridge is None or self.bridge.job_snapshot(job_id) is None:
+            return None
+        self.bridge.cancel_job(job_id)
+        found = self.lookup(job_id)
+        return found[1] if found is not None else None
+
+    def _running_web_scan(self) -> str | None:
+        with self._lock:
+            job = next((j for j in self._jobs.values() if j.kind == "scan" and j.state == "running"), None)
+        return describe(job.public()) if job is not None else None
 
     def close(self) -> None:
         """Cancel what runs (the process is stopping); scans stop at their next checkpoint."""
@@ -86,8 +150,13 @@ class JobManager:
     # -- starting -------------------------------------------------------------------------------------------
     def start_scan(self, roots: list[str], opts: dict[str, Any]) -> WebJob:
         with self._lock:
-            if any(j.kind == "scan" and j.state == "running" for j in self._jobs.values()):
-                raise Busy("a scan is already running; cancel it or wait for it to finish")
+            running = next((j.public() for j in self._jobs.values() if j.kind == "scan" and j.state == "running"),
+                           None)
+            if running is None and self.bridge is not None and (snap := self.bridge.running_scan()) is not None:
+                running = bridge_public(snap)
+            if running is not None:
+                raise Busy(f"{describe(running)} is already running; cancel it or wait for it to finish",
+                           job=running["id"])
             job = self._new("scan", {"roots": roots, **opts})
 
         def work(ix: MediaIndexer, progress: Callable[[ScanEvent], None]) -> str:
@@ -120,8 +189,11 @@ class JobManager:
         return job
 
     def _new(self, kind: str, params: dict[str, Any]) -> WebJob:
-        job = WebJob(self._next, kind, params)
-        self._next += 1
+        if self.bridge is not None:  # one id space with the bridge's jobs
+            job = WebJob(self.bridge.new_job_id(), kind, params)
+        else:
+            job = WebJob(self._next, kind, params)
+            self._next += 1
         self._jobs[job.id] = job
         finished = [j for j in self._jobs.values() if j.state != "running"]
         for old in sorted(finished, key=lambda j: j.id)[:-KEEP_FINISHED] if len(finished) > KEEP_FINISHED else []:
@@ -150,17 +222,24 @@ class JobManager:
         threading.Thread(target=run, name=f"mediaidx-web-{job.kind}-{job.id}", daemon=True).start()
 
 
-async def job_events(jobs: JobManager, job: WebJob, is_disconnected: Callable[[], Any]) -> AsyncIterator[str]:
-    """Server-sent events for one job: ``progress`` on change (at most ten a second), then one ``done``."""
+async def job_events(jobs: JobManager, job_id: int, is_disconnected: Callable[[], Any]) -> AsyncIterator[str]:
+    """Server-sent events for one job, web or bridge: ``progress`` on change (at most ten a second), then one
+    ``done``. Polls `JobManager.lookup`, so the job threads never wait on a slow reader."""
     seen = -1
     last_beat = time.monotonic()
     while not jobs.closing.is_set():
         if await is_disconnected():
             return
-        if job.version != seen:
-            seen = job.version
-            finished = job.state != "running"
-            yield _sse("done" if finished else "progress", job.public(full=finished))
+        found = jobs.lookup(job_id, full=True)
+        if found is None:  # a bridge job forgotten (an hour after it ended)
+            return
+        version, public = found
+        if version != seen:
+            seen = version
+            finished = public["state"] != "running"
+            if not finished:
+                public.pop("result", None)
+            yield _sse("done" if finished else "progress", public)
             if finished:
                 return
             last_beat = time.monotonic()

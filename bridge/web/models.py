@@ -13,6 +13,7 @@ Mode = Literal["clip", "camera-bg", "strip", "plane"]
 class ErrorBody(BaseModel):
     code: str = Field(description="bad_request, unauthorized, forbidden, not_found, conflict, unavailable, internal")
     message: str
+    job: int | None = Field(None, description="on a 409 for a scan: the id of the scan job that runs")
 
 
 class ErrorOut(BaseModel):
@@ -130,6 +131,8 @@ class JobOut(BaseModel):
     started_at: float
     finished_at: float | None = None
     cancelling: bool = False
+    origin: Literal["web", "bridge"] = Field("web", description="started from the web, or over ZeroMQ")
+    session: str | None = Field(None, description="a bridge job: the name of the session that started it")
     result: Any = None
 
 

@@ -152,6 +152,9 @@ def test_fetch_streams_a_remote_file_through_the_bridge(remote: Remote, clips: d
         assert (tmp_path / "got" / "sh010.mp4").read_bytes() == clips["c0"]
         probe = c.call("probe", {"path": remote.url + "/plates/sh010.mp4"})
         assert probe["kind"] == "video" and probe["streams"][0]["width"] == 64
+        # Inside the root but not there: a clear not_found (the stat runs off the bridge's loop).
+        gone = c.fetch(tmp_path / "got" / "gone.mp4", path=remote.url + "/plates/nope.mp4")
+        assert c.wait(lambda: gone.finished, 30) and gone.error is not None and gone.error.code == "not_found"
         parent = remote.url.rsplit("/", 1)[0]
         for bad in (parent + "/other/x.mp4", remote.url + "/../x.mp4", remote.url + "x/plates/sh010.mp4"):
             t = c.fetch(tmp_path / "got" / "bad", path=bad)

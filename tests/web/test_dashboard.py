@@ -127,6 +127,28 @@ def test_scan_progress_reaches_the_end(catalog, serve, page, tmp_path: Path) -> 
     page.wait_for_function("document.querySelectorAll('.card').length === 35")
 
 
+def test_a_scan_from_blender_shows_on_the_jobs_page(catalog, serve, page, tmp_path: Path) -> None:
+    _lib, cat, cache = catalog
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for i in range(8):
+        synth.make_image(incoming / f"still_{i:02d}.png", width=40 + i, height=30)
+    server = serve(cat, cache)
+    page.goto(server.url + "/#/jobs")
+    page.wait_for_selector("#no-jobs")
+    blender = BridgeClient(server.endpoint, name="comp-station", heartbeat_s=0.2, dead_after_s=2.0).start()
+    try:
+        assert blender.wait(lambda: blender.state == "connected", 10), blender.last_error
+        job = blender.call("scan", {"roots": [str(incoming)], "thumbs": False})["job"]
+        row = f".job[data-job='{job}']"
+        page.wait_for_selector(f"{row}[data-state='done']", timeout=30_000)  # found by the page's poll
+        assert page.inner_text(f"{row} .job-origin") == "from comp-station"
+        assert "added 8" in page.inner_text(f"{row} .job-text")
+        assert page.locator("#no-jobs").count() == 0
+    finally:
+        blender.stop()
+
+
 def test_statistics_render_charts(catalog, serve, page) -> None:
     _lib, cat, cache = catalog
     server = serve(cat, cache)

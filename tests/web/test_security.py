@@ -116,3 +116,34 @@ def test_a_busy_port(tmp_path, capsys) -> None:
         assert "busy" in capsys.readouterr().err
     finally:
         busy.close()
+
+
+def test_served_files_are_never_run_by_the_browser(tmp_path) -> None:
+    """A catalogued clip swapped for a link to an HTML page (anyone who can write to the share can do that)
+    must not come back as a page the dashboard's origin would run; a non-UTF-8 name still downloads."""
+    from bridge import MediaIndexer
+    from bridge.synth import make_audio
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    make_audio(lib / "clip.wav", seconds=0.2)
+    make_audio(lib / os.fsdecode(b"bad\xffname.wav"), seconds=0.2)
+    cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        ix.scan(lib)
+        ids = {a.name: a.id for a in ix.search(None)}
+    (lib / "evil.html").write_text("<script>alert(1)</script>")
+    os.unlink(lib / "clip.wav")
+    os.symlink(lib / "evil.html", lib / "clip.wav")
+    with make_client(cat, cache) as c:
+        r = c.get(f"/api/assets/{ids['clip.wav']}/file")
+        assert r.status_code == 200
+        assert "html" not in r.headers["content-type"] and r.headers["content-type"].startswith("audio/")
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in r.headers["content-security-policy"]
+        assert r.headers["cross-origin-resource-policy"] == "same-origin"
+        assert "evil" not in r.headers["content-disposition"]
+        odd = next(i for n, i in ids.items() if n.startswith("bad"))
+        r = c.get(f"/api/assets/{odd}/file")
+        assert r.status_code == 200 and r.content[:4] == b"RIFF"
+        c.app.state.ctx.jobs.close()

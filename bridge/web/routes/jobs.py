@@ -10,18 +10,18 @@ from fastapi.responses import StreamingResponse
 from ...errors import NotFoundError, UsageError
 from ...workflow import parse as parse_workflow
 from ..deps import ctx
-from ..jobs import WebJob, job_events
+from ..jobs import job_events
 from ..models import JobOut, ScanIn, WorkflowIn
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 JobId = Annotated[int, Path(ge=1, le=2**31, description="job id")]
 
 
-def _job(request: Request, job_id: int) -> WebJob:
-    job = ctx(request).jobs.get(job_id)
-    if job is None:
+def _job(request: Request, job_id: int) -> dict:
+    found = ctx(request).jobs.lookup(job_id, full=True)
+    if found is None:
         raise NotFoundError(f"no job {job_id}")
-    return job
+    return found[1]
 
 
 @router.post("/scans", status_code=202, response_model=JobOut,
@@ -45,22 +45,24 @@ def start_workflow(request: Request, body: WorkflowIn) -> dict:
     return ctx(request).jobs.start_workflow(body.workflow, body.dry_run).public(full=True)
 
 
-@router.get("/jobs", response_model=list[JobOut], summary="Recent jobs, newest first (without results)")
+@router.get("/jobs", response_model=list[JobOut],
+            summary="Recent jobs, web and bridge (ZeroMQ), newest first (without results)")
 def list_jobs(request: Request) -> list[dict]:
-    return [j.public() for j in ctx(request).jobs.list()]
+    return ctx(request).jobs.all_public()
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="One job, with its result when finished")
 def get_job(request: Request, job_id: JobId) -> dict:
-    return _job(request, job_id).public(full=True)
+    return _job(request, job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, summary="Ask a running job to stop")
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             summary="Ask a running job to stop (a bridge job through the bridge's own cancel)")
 def cancel_job(request: Request, job_id: JobId) -> dict:
-    _job(request, job_id)
     job = ctx(request).jobs.cancel(job_id)
-    assert job is not None
-    return job.public()
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    return job
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
@@ -68,9 +70,7 @@ def cancel_job(request: Request, job_id: JobId) -> dict:
                              "description": "`progress` events (JSON job), then one `done` event with the result"}},
             summary="Follow a job live (server-sent events)")
 async def job_stream(request: Request, job_id: JobId) -> StreamingResponse:
-    job = ctx(request).jobs.get(job_id)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}")
-    return StreamingResponse(job_events(ctx(request).jobs, job, request.is_disconnected),
+    _job(request, job_id)
+    return StreamingResponse(job_events(ctx(request).jobs, job_id, request.is_disconnected),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -21,7 +21,12 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/assets", tags=["media"])
 
 IMAGE = {200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/png": {}}, "description": "the image"}}
-CACHE = {"Cache-Control": "private, max-age=3600"}
+# Served bytes are user data: never let a browser run them (a file swapped for an HTML page behind a
+# symlink), sniff another type, or embed them in another site's page.
+SAFE = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cross-Origin-Resource-Policy": "same-origin"}
+CACHE = {"Cache-Control": "private, max-age=3600", **SAFE}
+MEDIA_KINDS = ("video/", "audio/", "image/")
 
 
 def poster(ix: MediaIndexer, asset_id: int) -> Path:
@@ -85,8 +90,15 @@ def file(request: Request, asset_id: AssetId) -> FileResponse:
         raise NotFoundError("the file is not there any more") from None
     if not os.path.isfile(path):
         raise NotFoundError("the file is not there any more")
-    name = os.fsdecode(path)
-    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if not os.access(path, os.R_OK):
         raise Forbidden("the file cannot be read")
-    return FileResponse(name, media_type=media, filename=Path(name).name, content_disposition_type="inline")
+    # The type comes from the catalogued name (what was scanned), never from where a symlink points now,
+    # and only media types are served as such.
+    catalogued = os.fsdecode(rel.rsplit(b"/", 1)[-1])
+    media = mimetypes.guess_type(catalogued)[0] or ""
+    if not media.startswith(MEDIA_KINDS):
+        media = "application/octet-stream"
+    # A non-UTF-8 name (kept as surrogate escapes) cannot go into a header as is.
+    shown = catalogued.encode("utf-8", "replace").decode("utf-8")
+    return FileResponse(os.fsdecode(path), media_type=media, filename=shown, content_disposition_type="inline",
+                        headers=SAFE)

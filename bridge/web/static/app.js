@@ -368,7 +368,8 @@ function jobRow(j, live) {
   const text = h("div", { class: "muted job-text" });
   const cancel = h("button", { class: "cancel", onclick: () => api(`/api/jobs/${j.id}/cancel`, { method: "POST" }) }, "Cancel");
   const row = h("div", { class: "job", "data-job": j.id },
-    h("div", { class: "row" }, h("b", {}, `#${j.id} ${j.kind}${j.params && j.params.dry_run ? " (dry run)" : ""}`), state, cancel),
+    h("div", { class: "row" }, h("b", {}, `#${j.id} ${j.kind}${j.params && j.params.dry_run ? " (dry run)" : ""}`),
+      h("span", { class: "muted job-origin" }, j.origin === "bridge" ? `from ${j.session || "ZeroMQ"}` : "from the web"), state, cancel),
     h("div", { class: "progress" }, bar), text);
   function paint(x) {
     state.textContent = x.cancelling ? "cancelling" : x.state;
@@ -380,6 +381,7 @@ function jobRow(j, live) {
   }
   paint(j);
   if (j.state === "running" && live) follow(j.id, paint);
+  else if (j.state !== "running" && j.result == null && !j.error) api(`/api/jobs/${j.id}`).then(paint).catch(() => {}); // lists carry no results
   return row;
 }
 const streams = new Set();
@@ -401,10 +403,15 @@ async function showJobs() {
     err.textContent = "";
     try {
       const j = await api(kind === "scan" ? "/api/scans" : "/api/workflows", { json: body });
-      document.getElementById("no-jobs")?.remove();
-      list.prepend(jobRow(j, true));
+      add(j);
     } catch (e) { err.textContent = e.message; }
   }
+  function add(j) {  // from a button here, or found by the poll below (a scan started from Blender or the CLI)
+    if (list.querySelector(`.job[data-job="${j.id}"]`)) return;
+    document.getElementById("no-jobs")?.remove();
+    list.prepend(jobRow(j, true));
+  }
+  const poll = setInterval(() => api("/api/jobs").then((now) => now.slice().reverse().forEach(add)).catch(() => {}), 3000);
   const scanBody = (dry) => ({ roots: rootsBox.value.split("\n").map((x) => x.trim()).filter(Boolean), thumbs: thumbs.checked, dry_run: dry });
   const wf = h("textarea", { id: "workflow", rows: 6 });
   wf.value = JSON.stringify({ workflow: [{ action: "scan", root: roots[0] ? roots[0].url : "/path/to/media", thumbs: true }, { action: "stats" }] }, null, 2);
@@ -427,7 +434,7 @@ async function showJobs() {
     h("section", { class: "panel" }, h("h2", {}, "Jobs"), list));
   list.append(...jobs.map((j) => jobRow(j, true)));
   if (!jobs.length) list.append(h("p", { class: "muted", id: "no-jobs" }, "No job yet."));
-  leaveView = () => { for (const es of streams) es.close(); streams.clear(); };
+  leaveView = () => { clearInterval(poll); for (const es of streams) es.close(); streams.clear(); };
 }
 
 // -- start ------------------------------------------------------------------------------------------------
