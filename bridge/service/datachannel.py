@@ -118,7 +118,10 @@ class DataChannel:
         with self._lock:
             jobs = list(self._active.values())
             listeners = list(self._listeners.values())
+            unused = list(self._tickets.values())
             self._tickets.clear()
+        for job in unused:  # offered, never connected: their files are still open
+            job.close()
         for job in jobs:
             job.cancel.set()
             if job.conn is not None:

@@ -673,17 +673,40 @@ class BridgeServer:
             job = ChannelJob(self._new_tid(), identity, st.st_size, offset, st.st_mtime_ns, fd=fd)
             return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
         hasher = xxhash.xxh3_128()
-        pos = 0
-        buf = bytearray(8 << 20)
-        while pos < offset:  # a resumed fetch is verified over the whole file, so hash what the client has
-            n = os.preadv(fd, [memoryview(buf)[:min(len(buf), offset - pos)]], pos)
-            if not n:
-                break
-            hasher.update(memoryview(buf)[:n])
-            pos += n
-        t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
-        self.transfers[t.tid] = t
-        return {"transfer": t.tid, **reply}
+        if not offset:
+            t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
+            self.transfers[t.tid] = t
+            return {"transfer": t.tid, **reply}
+
+        # A resumed fetch is verified over the whole file, so the bridge hashes what the client already has:
+        # on a worker (a 100 GB plate takes seconds), then the transfer starts back on the loop.
+        registered: list[int] = []
+
+        def register() -> None:  # on the loop thread, so the reply goes out before the first chunk
+            registered.append(fd)
+            t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
+            self.transfers[t.tid] = t
+            self._send(self._loop_sock, identity, P.ok(rid, {"transfer": t.tid, **reply}))
+
+        def run() -> None:
+            try:
+                pos = 0
+                buf = bytearray(8 << 20)
+                while pos < offset:
+                    n = os.preadv(fd, [memoryview(buf)[:min(len(buf), offset - pos)]], pos)
+                    if not n:
+                        break
+                    hasher.update(memoryview(buf)[:n])
+                    pos += n
+                self.call_in_loop(register, timeout=30)
+            except Exception as exc:
+                if not registered:  # else the transfer owns the file now
+                    os.close(fd)
+                log.info("resumed fetch not started: %s", exc)
+                self._post(identity, P.error(rid, P.UNAVAILABLE, f"cannot resume: {exc}"))
+
+        self._pool.submit(run)
+        return _NO_REPLY
 
     def _new_tid(self) -> int:
         self._next_tid += 1
@@ -742,7 +765,8 @@ class BridgeServer:
 
                 source = None
                 if not (offset and offset >= st.size):
-                    source = RemoteSource(storage, rel, st.size, offset, chunk, window + 2, hasher, wake)
+                    # read-ahead of at most 8 chunks: memory per transfer stays bounded whatever the window
+                    source = RemoteSource(storage, rel, st.size, offset, chunk, min(window + 2, 8), hasher, wake)
                 t = OutTransfer(self._new_tid(), identity, -1, st.size, offset, chunk, window, hasher, source=source)
                 self.transfers[t.tid] = t
                 reply = {"transfer": t.tid, **reply}

@@ -234,9 +234,9 @@ async def job_events(jobs: JobManager, job_id: int, is_disconnected: Callable[[]
         if found is None:  # a bridge job forgotten (an hour after it ended)
             return
         version, public = found
-        if version != seen:
+        finished = public["state"] != "running"
+        if version != seen or finished:  # the state too: a version bump lost between threads must not hang us
             seen = version
-            finished = public["state"] != "running"
             if not finished:
                 public.pop("result", None)
             yield _sse("done" if finished else "progress", public)
