@@ -143,7 +143,8 @@ def test_a_scan_from_blender_shows_on_the_jobs_page(catalog, serve, page, tmp_pa
         row = f".job[data-job='{job}']"
         page.wait_for_selector(f"{row}[data-state='done']", timeout=30_000)  # found by the page's poll
         assert page.inner_text(f"{row} .job-origin") == "from comp-station"
-        assert "added 8" in page.inner_text(f"{row} .job-text")
+        # The list has no results: the row fetches its job's result once it sees it finished.
+        page.wait_for_selector(f"{row} .job-text:has-text('added 8')", timeout=10_000)
         assert page.locator("#no-jobs").count() == 0
     finally:
         blender.stop()
