@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from . import render
+from .options import DryOpt, JsonOpt
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 FileArg = Annotated[Path, typer.Argument(help="A video file (catalog not needed).")]
 
 
@@ -128,8 +128,7 @@ def register(app: typer.Typer) -> None:
     def analyze(
         ctx: typer.Context,
         asset: Annotated[str, typer.Argument(help="Asset id or file path (in the catalog).")],
-        dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would be written; write nothing.")]
-        = False,
+        dry_run: DryOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Analyse a catalogued clip: store its shots, key frames and hero image in the catalog."""

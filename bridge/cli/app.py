@@ -13,6 +13,7 @@ import typer
 from ..errors import MediaIdxError, UsageError
 from ..indexer import ChangeResult, MediaIndexer
 from . import render
+from .options import DryOpt, JsonOpt
 from .progress import ScanProgress
 
 app = typer.Typer(
@@ -21,8 +22,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-DryOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Show exactly what would change; change nothing.")]
 
 
 def _ix(ctx: typer.Context) -> MediaIndexer:

@@ -124,6 +124,22 @@ class Job:
                 "version": self.version}
 
 
+def error_reply(rid: Any, exc: BaseException, what: str, *, other: str = P.BAD_REQUEST) -> dict[str, Any]:
+    """The error reply for an exception raised while serving a request: one mapping for the loop's handlers
+    and the worker threads. ``other`` is the code for any other MediaIdxError; an unexpected exception is a
+    bug, logged, and answered as internal."""
+    if isinstance(exc, P.ProtocolError):
+        return P.error(rid, exc.code, exc.message)
+    if isinstance(exc, Forbidden):
+        return P.error(rid, P.FORBIDDEN, str(exc))
+    if isinstance(exc, NotFoundError | FileNotFoundError):
+        return P.error(rid, P.NOT_FOUND, str(exc))
+    if isinstance(exc, MediaIdxError):
+        return P.error(rid, other, str(exc))
+    log.error("%s failed", what, exc_info=exc)
+    return P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
 class BridgeServer:
     """Serve one catalog. ``run()`` blocks until ``stop()``; ``bound`` holds the actual endpoint."""
 
@@ -281,21 +297,8 @@ class BridgeServer:
         started = time.monotonic()
         try:
             result = self._handlers[op](identity, rid, args)
-        except P.ProtocolError as exc:
-            self._send(sock, identity, P.error(rid, exc.code, exc.message))
-            return
-        except Forbidden as exc:
-            self._send(sock, identity, P.error(rid, P.FORBIDDEN, str(exc)))
-            return
-        except NotFoundError as exc:
-            self._send(sock, identity, P.error(rid, P.NOT_FOUND, str(exc)))
-            return
-        except MediaIdxError as exc:
-            self._send(sock, identity, P.error(rid, P.BAD_REQUEST, str(exc)))
-            return
-        except Exception as exc:  # a handler bug answers with an error; the loop goes on
-            log.exception("op %s failed", op)
-            self._send(sock, identity, P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a handler bug answers with an error too; the loop goes on
+            self._send(sock, identity, error_reply(rid, exc, f"op {op}"))
             return
         if result is _NO_REPLY or op in ("credit", "abort"):
             return
@@ -524,15 +527,8 @@ class BridgeServer:
         def run() -> None:
             try:
                 msg = P.ok(rid, fn(self._worker_ix()))
-            except Forbidden as exc:
-                msg = P.error(rid, P.FORBIDDEN, str(exc))
-            except (NotFoundError, FileNotFoundError) as exc:
-                msg = P.error(rid, P.NOT_FOUND, str(exc))
-            except MediaIdxError as exc:
-                msg = P.error(rid, P.BAD_REQUEST, str(exc))
             except Exception as exc:
-                log.exception("worker op failed")
-                msg = P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}")
+                msg = error_reply(rid, exc, "worker op")
             self._post(identity, msg)
 
         self._pool.submit(run)
@@ -776,19 +772,8 @@ class BridgeServer:
             try:
                 storage, st, hasher = prepare()
                 self.call_in_loop(lambda: register(storage, st, hasher), timeout=30)
-                return
-            except P.ProtocolError as exc:
-                msg = P.error(rid, exc.code, exc.message)
-            except Forbidden as exc:
-                msg = P.error(rid, P.FORBIDDEN, str(exc))
-            except NotFoundError as exc:
-                msg = P.error(rid, P.NOT_FOUND, str(exc))
-            except MediaIdxError as exc:
-                msg = P.error(rid, P.UNAVAILABLE, str(exc))
             except Exception as exc:
-                log.exception("remote fetch failed")
-                msg = P.error(rid, P.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self._post(identity, msg)
+                self._post(identity, error_reply(rid, exc, "remote fetch", other=P.UNAVAILABLE))
 
         self._pool.submit(run)
         return _NO_REPLY
