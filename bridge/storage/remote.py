@@ -41,8 +41,10 @@ _TRANSIENT_NAMES = {
     "SMBConnectionClosed", "IncompleteRead", "FSTimeoutError", "ChannelOpenError", "SFTPNoConnection",
     "SFTPConnectionLost",
 }
+# EBADF: a read on a connection another thread tore down when the server went away (smbprotocol closes the
+# shared socket): the connection's fault, not the file's.
 _TRANSIENT_ERRNO = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
-                    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN}
+                    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN, errno.EBADF}
 
 
 def is_transient(exc: BaseException) -> bool:
