@@ -431,6 +431,56 @@ def test_data_channel_tickets_are_single_use_and_a_stalled_peer_blocks_nobody(li
         sock.close(0)
 
 
+def test_idle_data_channel_connections_cost_no_thread_and_cannot_lock_out_a_client(tmp_path: Path) -> None:
+    """Connections that never send a ticket are held by the listener's one thread (at most MAX_UNVERIFIED, the
+    oldest dropped first), so a local user opening hundreds of them neither spawns threads nor blocks a real
+    transfer."""
+    import socket
+    import threading
+
+    from bridge.service import datachannel as dc
+
+    f = tmp_path / "plate.mov"
+    f.write_bytes(os.urandom(100_000))
+    posted: list[dict] = []
+    channel = dc.DataChannel(lambda identity, msg: posted.append(msg))
+    idle: list[socket.socket] = []
+    try:
+        st = f.stat()
+        job = dc.ChannelJob(9, b"id", st.st_size, 0, st.st_mtime_ns, fd=os.open(f, os.O_RDONLY))
+        offer = channel.offer("unix", job)
+        threads_before = threading.active_count()
+        for _ in range(dc.MAX_UNVERIFIED + 40):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(offer["address"])
+            idle.append(s)
+        time.sleep(0.3)
+        assert threading.active_count() == threads_before  # no thread per idle connection
+        dropped = 0
+        for s in idle[:40]:  # the oldest were closed to make room
+            s.settimeout(5)
+            dropped += s.recv(1) == b""
+        assert dropped == 40
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(offer["address"])
+        s.sendall(offer["ticket"])
+        data = b""
+        while more := s.recv(1 << 16):
+            data += more
+        s.close()
+        assert data == f.read_bytes()
+        deadline = time.monotonic() + 10
+        while not posted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert posted and posted[0]["event"] == "fetch.done"
+        assert posted[0]["data"]["hash"] == xxhash.xxh3_128_hexdigest(f.read_bytes())
+    finally:
+        for s in idle:
+            s.close()
+        channel.close()
+
+
 def test_an_expired_data_channel_ticket_gets_nothing(tmp_path: Path) -> None:
     import socket
 

@@ -8,8 +8,9 @@ them, else TCP on 127.0.0.1; nothing else can reach either.
 Security: the ``fetch`` reply (over ZeroMQ, so CURVE protects it when enabled) carries a one-time random
 ticket bound to that transfer and byte range. A wrong, expired or reused ticket gets the connection closed
 with nothing sent. The file was opened by ``fetch`` after its containment checks; the channel serves that
-open file and nothing else. Every socket has timeouts and its own thread, so a client that stalls holds up
-nobody else. The ZeroMQ channel still carries the control: ``fetch.done`` with the hash, ``fetch.error``.
+open file and nothing else. Tickets are read by the listener's one thread (a selector), so connections that
+send nothing cost no thread; a connection with a valid ticket gets its own thread and timeouts, so a client
+that stalls holds up nobody else. The ZeroMQ channel still carries the control: ``fetch.done`` with the hash, ``fetch.error``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import selectors
 import shutil
 import socket
 import tempfile
@@ -33,6 +35,7 @@ from blender_mediaidx.core import protocol as P
 TICKET_BYTES = 32
 TICKET_TTL_S = 10.0       # the client connects right after the fetch reply; a ticket older than this is void
 TICKET_READ_S = 5.0       # a connection that does not send its ticket in time is closed
+MAX_UNVERIFIED = 256      # connections still owing their ticket; beyond this the oldest is closed
 IO_TIMEOUT_S = 30.0       # a client that stops reading for this long loses its transfer (it can resume)
 HASH_BUFFER = 256 << 10   # small enough to stay in cache while it is hashed
 SOCKET_BUFFER = 4 << 20   # kernel socket buffer: fewer, larger batches (measured: 5.4 vs 3.7 GB/s)
@@ -153,26 +156,83 @@ class DataChannel:
 
     # -- accept and serve threads -------------------------------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._serve, args=(conn,), name="mediaidx-data-serve", daemon=True).start()
+        """Accept connections and read their tickets, all on this one thread: a connection only gets a thread
+        of its own once it presented a valid ticket (tickets come from authenticated ``fetch`` calls), so
+        connections that send nothing or garbage cost a file descriptor for at most TICKET_READ_S, never a
+        thread, and at most MAX_UNVERIFIED of them are held (the oldest is dropped first: a real client sends
+        its ticket the moment it connects)."""
+        sel = selectors.DefaultSelector()
+        listener.setblocking(False)
+        sel.register(listener, selectors.EVENT_READ, None)
+        pending: dict[socket.socket, tuple[float, bytearray]] = {}  # insertion order = arrival order
 
-    def _serve(self, conn: socket.socket) -> None:
+        def drop(conn: socket.socket) -> None:
+            pending.pop(conn, None)
+            with contextlib.suppress(KeyError, ValueError):
+                sel.unregister(conn)
+            conn.close()
+
+        try:
+            while not self._closed.is_set():
+                try:
+                    events = sel.select(timeout=0.5)
+                except OSError:
+                    return
+                for key, _ in events:
+                    if key.fileobj is listener:
+                        try:
+                            conn, _ = listener.accept()
+                        except BlockingIOError:
+                            continue
+                        except OSError:
+                            return  # closed
+                        if len(pending) >= MAX_UNVERIFIED:
+                            drop(next(iter(pending)))
+                        conn.setblocking(False)
+                        pending[conn] = (time.monotonic() + TICKET_READ_S, bytearray())
+                        sel.register(conn, selectors.EVENT_READ, None)
+                        continue
+                    conn = key.fileobj  # type: ignore[assignment]
+                    if conn not in pending:
+                        continue
+                    buf = pending[conn][1]
+                    try:
+                        more = conn.recv(TICKET_BYTES - len(buf))
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        more = b""
+                    if not more:
+                        drop(conn)
+                        continue
+                    buf += more
+                    if len(buf) == TICKET_BYTES:
+                        pending.pop(conn)
+                        sel.unregister(conn)
+                        self._verified(conn, bytes(buf))
+                now = time.monotonic()
+                for conn in [c for c, (deadline, _) in pending.items() if deadline < now]:
+                    drop(conn)
+        finally:
+            for conn in list(pending):
+                drop(conn)
+            sel.close()
+
+    def _verified(self, conn: socket.socket, ticket: bytes) -> None:
+        with self._lock:
+            job = self._tickets.pop(ticket, None)  # single use, whatever happens next
+        if job is None:
+            conn.close()
+            return
+        if time.monotonic() > job.expires or job.cancel.is_set():
+            conn.close()
+            self._done(job)
+            return
+        conn.setblocking(True)
+        threading.Thread(target=self._serve, args=(conn, job), name="mediaidx-data-serve", daemon=True).start()
+
+    def _serve(self, conn: socket.socket, job: ChannelJob) -> None:
         with conn:
-            conn.settimeout(TICKET_READ_S)
-            ticket = _recv_exact(conn, TICKET_BYTES)
-            with self._lock:
-                job = self._tickets.pop(ticket, None) if ticket else None  # single use, whatever happens next
-            if job is None:
-                return
-            if time.monotonic() > job.expires or job.cancel.is_set():
-                self._done(job)
-                return
             job.conn = conn
             conn.settimeout(IO_TIMEOUT_S)
             with contextlib.suppress(OSError):
@@ -250,16 +310,3 @@ class DataChannel:
 
 class _Changed(Exception):
     """The file is not the one ``fetch`` stat'ed any more."""
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
-    data = b""
-    try:
-        while len(data) < n:
-            more = conn.recv(n - len(data))
-            if not more:
-                return None
-            data += more
-    except OSError:
-        return None
-    return data
