@@ -272,6 +272,13 @@ def _solve_clean(clip: bpy.types.MovieClip, st: Strategy, keys: tuple[int, int] 
 
 
 def _solve(clip: bpy.types.MovieClip) -> float | None:
+    # solve_camera makes the solved clip the scene's active clip, but when another clip is active it takes a
+    # user off the solved clip instead of the old one (Blender 5.0.1 solve_camera_freejob): "ID user count
+    # error: MC<clip>" on a second clip, and a stale user left on the first. Made active here first (a
+    # refcounted RNA set), the operator's decrement and increment fall on the same clip and balance.
+    scene = bpy.context.scene
+    if scene.active_clip != clip:
+        scene.active_clip = clip
     try:
         bpy.ops.clip.solve_camera()
     except RuntimeError as exc:
