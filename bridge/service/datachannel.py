@@ -225,8 +225,8 @@ class DataChannel:
             conn.close()
             return
         if time.monotonic() > job.expires or job.cancel.is_set():
+            self._done(job)  # the file closed before the client sees the connection end
             conn.close()
-            self._done(job)
             return
         conn.setblocking(True)
         threading.Thread(target=self._serve, args=(conn, job), name="mediaidx-data-serve", daemon=True).start()
