@@ -253,8 +253,9 @@ class MediaIndexer:
 
     # -- workflows -------------------------------------------------------------------------------------
     def run_workflow(self, spec: dict[str, Any] | list[Any], *, dry_run: bool = False,
-                     progress: ProgressFn | None = None) -> list[dict[str, Any]]:
-        """Run a JSON workflow (one step or {"workflow": [...]}); validated completely before anything runs."""
+                     progress: ProgressFn | None = None, check: Any = None) -> list[dict[str, Any]]:
+        """Run a JSON workflow (one step or {"workflow": [...]}); validated completely before anything runs.
+        ``check(steps)`` may refuse it before any step runs (the services' root policy); None: no limits."""
         from .workflow import run_workflow
 
-        return run_workflow(self, spec, dry_run=dry_run, progress=progress)
+        return run_workflow(self, spec, dry_run=dry_run, progress=progress, check=check)

@@ -164,6 +164,115 @@ def test_only_files_inside_the_roots_are_served(library, bridge_process, tmp_pat
         assert not (tmp_path / "x" / "out").exists()
 
 
+# -- which roots a client may scan (bridge/service/rootpolicy.py) --------------------------------------------------
+
+def _forbidden(c: BridgeClient, args: dict) -> str:
+    with pytest.raises(P.RemoteError) as err:
+        c.call("scan", args)
+    assert err.value.code == P.FORBIDDEN, (args, err.value)
+    return err.value.message
+
+
+def _scan_done(c: BridgeClient, args: dict) -> dict:
+    done: list[dict] = []
+    c.on("job.done", lambda d, m: done.append(d))
+    job = c.call("scan", args)["job"]
+    assert c.wait(lambda: any(d["job"] == job for d in done), 60)
+    return next(d for d in done if d["job"] == job)
+
+
+def test_a_client_may_scan_only_the_catalogs_roots(library, bridge_process, tmp_path: Path) -> None:
+    """Another local user must not register their way to the owner's files: scan their home folder, then
+    fetch .ssh/id_rsa. Refused before anything starts, dry runs too; the catalog's own root still scans."""
+    root, cat, cache = library
+    private = tmp_path / "home"
+    (private / ".ssh").mkdir(parents=True)
+    (private / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+    synth.make_image(private / "holiday.jpg", width=16, height=16)
+    bridge = bridge_process(cat, cache)
+    with connect(bridge.endpoint) as c:
+        message = _forbidden(c, {"roots": [str(private)]})
+        assert message.startswith(f"{private}: not a root of this catalog") and "\n" not in message
+        assert f"mediaidx scan {private}" in message and "--allow-root" in message
+        for args in ({"roots": [str(private)], "dry_run": True}, {"roots": [str(root), str(private)]},
+                     {"roots": ["/"]}, {"roots": [str(root / ".." / "home")]}, {"roots": [str(root / "sub")]},
+                     {"roots": ["smb://attacker.example/share"]}, {"roots": ["sftp://attacker.example/home"]},
+                     {"roots": ["relative/folder"]}):
+            _forbidden(c, args)
+        assert c.call("jobs") == []  # nothing started
+        assert c.call("hello", {"name": "tester"})["roots"] == [str(root)]  # nothing registered
+        t = c.fetch(tmp_path / "dl" / "id_rsa", path=str(private / ".ssh" / "id_rsa"))
+        assert c.wait(lambda: t.finished, 10) and t.error is not None and t.error.code == P.FORBIDDEN
+        # The catalog's root, named or by default: scanned as before.
+        (root / "new.png").write_bytes((root / "ref.jpg").read_bytes())
+        assert _scan_done(c, {"roots": [str(root) + "/"], "thumbs": False})["state"] == "done"
+        assert _scan_done(c, {"thumbs": False, "dry_run": True})["state"] == "done"
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        assert [r["url"] for r in ix.roots()] == [str(root)]
+
+
+def test_allowed_folders_can_be_scanned_but_not_left(library, bridge_process, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve --allow-root PARENT` (and MEDIAIDX_ALLOW_ROOTS, URLs on lines of their own): a folder inside
+    may be scanned and is registered; a symlink inside that leads out, or a URL outside the prefix, may not."""
+    root, cat, cache = library
+    shared, outside = tmp_path / "shared", tmp_path / "outside"
+    (shared / "shoot1").mkdir(parents=True)
+    outside.mkdir()
+    for i in range(3):
+        synth.make_image(shared / "shoot1" / f"still_{i}.png", width=16 + i, height=16)
+    synth.make_image(outside / "private.png", width=16, height=16)
+    os.symlink(outside, shared / "escape")
+    monkeypatch.setenv("MEDIAIDX_ALLOW_ROOTS", "sftp://127.0.0.1:1/allowed\n")
+    bridge = bridge_process(cat, cache, ["--allow-root", str(shared)])
+    with connect(bridge.endpoint) as c:
+        for bad in (str(outside), str(shared / "escape"), str(shared / "escape" / "deeper"), str(tmp_path),
+                    "sftp://127.0.0.1:1/elsewhere", "sftp://127.0.0.1:1/allowedx", "sftp://someone@127.0.0.1:1/allowed",
+                    "sftp://127.0.0.1:1/allowed/../etc", "smb://127.0.0.1/allowed"):
+            _forbidden(c, {"roots": [bad], "dry_run": True})
+        assert c.call("jobs") == []
+        done = _scan_done(c, {"roots": [str(shared / "shoot1")], "thumbs": False})
+        assert done["state"] == "done" and done["summary"]["added"] == 3
+        assert sorted(c.call("hello", {"name": "tester"})["roots"]) == sorted([str(root), str(shared / "shoot1")])
+        ok = c.fetch(tmp_path / "dl" / "still_0.png", path=str(shared / "shoot1" / "still_0.png"))
+        assert c.wait(lambda: ok.finished, 10) and ok.done, ok.error
+        # Inside the allowed URL prefix: the scan starts (and fails: nothing listens on port 1).
+        failed = _scan_done(c, {"roots": ["sftp://127.0.0.1:1/allowed/shots"], "dry_run": True})
+        assert failed["state"] == "failed" and "cannot connect" in failed["error"]
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        assert not ix.search(None, root=str(outside)) and not any("outside" in r["url"] for r in ix.roots())
+
+
+def test_allowed_roots_are_parsed_and_a_bad_one_stops_serve(tmp_path: Path) -> None:
+    from bridge.service.rootpolicy import RootPolicy, parse_allow_env
+
+    assert parse_allow_env(f"/a{os.pathsep}/b c\n  sftp://nas:22/media \n\n/d") == ["/a", "/b c", "sftp://nas:22/media", "/d"]
+    policy = RootPolicy.from_options(["/srv/media/"], {"MEDIAIDX_ALLOW_ROOTS": "SMB://nas/share\n/x"})
+    assert policy.allowed == ["/srv/media", "/x", "smb://nas/share"]
+    cat = tmp_path / "cat.sqlite"
+    for bad in ("sftp://nas/a/../b", "http://example.com/x", "smb://user:pw@nas/share"):
+        r = subprocess.run([*CLI, "--catalog", str(cat), "serve", "--bind", "tcp://127.0.0.1:*", "--no-http",
+                            "--allow-root", bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "listening" not in r.stdout, (bad, r.stderr)
+
+
+def test_the_cli_and_the_python_api_are_not_limited(tmp_path: Path) -> None:
+    """The owner runs them: any folder scans, a workflow writes where it is told."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a, b, c):
+        d.mkdir()
+        synth.make_image(d / "x.png", width=16, height=16)
+    cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
+    r = subprocess.run([*CLI, "--catalog", str(cat), "--cache-dir", str(cache), "scan", str(a), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["added"] == 1, r.stderr
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        assert ix.scan(b).added == 1
+        steps = ix.run_workflow([{"action": "scan", "root": str(c), "follow_symlinks": True},
+                                 {"action": "backup", "backup_root": str(tmp_path / "anywhere")}])
+        assert [s["status"] for s in steps] == ["ok", "ok"] and (tmp_path / "anywhere").is_dir()
+
+
 def test_push_from_the_cli_reaches_the_named_session(library, bridge_process) -> None:
     root, cat, cache = library
     bridge = bridge_process(cat, cache)

@@ -346,11 +346,17 @@ def serve(
         "--token", envvar="MEDIAIDX_TOKEN", show_default=False,
         help="HTTP bearer token (required to serve HTTP beyond loopback; prefer the environment variable).")]
     = None,
+    allow_root: Annotated[list[str] | None, typer.Option(
+        "--allow-root", show_default=False,
+        help="A folder or URL prefix inside which clients may scan new roots (repeatable; also MEDIAIDX_ALLOW_ROOTS). "
+             "Without it clients may only scan the catalog's roots.")] = None,
 ) -> None:
     """Run the bridge service that Blender sessions connect to, and the web dashboard (stops on Ctrl-C)."""
     from ..service import serve as run_service
+    from ..service.rootpolicy import RootPolicy
 
     ix = _ix(ctx)
+    allowed = RootPolicy.from_options(allow_root or []).allowed  # a bad entry stops here, before binding
     web = None
     if not no_http:
         from ..web.server import HttpOptions
@@ -361,10 +367,12 @@ def serve(
         sys.stdout.write(f"mediaidx bridge listening on {endpoint} (catalog {ix.catalog_path})\n")
         if web is not None and web.url:
             sys.stdout.write(f"mediaidx dashboard on {web.url} (Ctrl-C stops)\n")
+        if allowed:
+            sys.stdout.write(f"clients may also scan inside: {', '.join(allowed)}\n")
         sys.stdout.flush()
 
     run_service(ix.settings.catalog_path, bind=bind, cache_dir=ix.settings.cache_dir, keys_dir=keys, on_ready=ready,
-                with_server=web.attach if web is not None else None)
+                with_server=web.attach if web is not None else None, allow_roots=allowed)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from ..indexer import MediaIndexer
 from ..scan import ScanEvent
 from ..storage import is_remote
 from .datachannel import ChannelJob, DataChannel, kinds
+from .rootpolicy import RootPolicy
 from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,10 @@ class BridgeServer:
 
     def __init__(self, catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://127.0.0.1:5557",
                  cache_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None,
-                 workers: int = 2) -> None:
+                 workers: int = 2, allow_roots: Iterable[str] = ()) -> None:
         self.catalog = catalog
+        # What clients may scan beyond the catalog's roots (`mediaidx serve --allow-root`); shared with the web.
+        self.policy = RootPolicy(allow_roots)
         self.cache_dir = cache_dir
         self.bind = bind
         self.keys = Keys(Path(keys_dir)) if keys_dir else None
@@ -572,6 +575,7 @@ class BridgeServer:
         roots = P.arg(args, "roots", list, None) or self._roots()
         if not roots or not all(isinstance(r, str) for r in roots):
             raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
+        self.policy.check_scan(roots, self._roots())  # forbidden before anything starts, dry runs included
         running = next((j for j in self.jobs.values() if j.kind == "scan" and j.state == "running"), None)
         if running is not None:
             raise P.ProtocolError(P.CONFLICT, f"a scan is already running (job {running.id})")
@@ -865,12 +869,14 @@ def _public_asset(a: Any) -> dict[str, Any]:
 def serve(catalog: str | os.PathLike[str] | None = None, *, bind: str = "tcp://127.0.0.1:5557",
           cache_dir: str | os.PathLike[str] | None = None, keys_dir: str | os.PathLike[str] | None = None,
           on_ready: Callable[[str], None] | None = None,
-          with_server: Callable[[BridgeServer], Callable[[], None] | None] | None = None) -> None:
+          with_server: Callable[[BridgeServer], Callable[[], None] | None] | None = None,
+          allow_roots: Iterable[str] = ()) -> None:
     """Run the bridge in this thread until SIGINT/SIGTERM. ``with_server`` starts companions that share
-    the server's state (the HTTP service) and returns how to stop them."""
+    the server's state (the HTTP service) and returns how to stop them. ``allow_roots``: folders and URL
+    prefixes clients may scan beyond the catalog's roots (rootpolicy.py)."""
     import signal
 
-    server = BridgeServer(catalog, bind=bind, cache_dir=cache_dir, keys_dir=keys_dir)
+    server = BridgeServer(catalog, bind=bind, cache_dir=cache_dir, keys_dir=keys_dir, allow_roots=allow_roots)
     stop_companion = with_server(server) if with_server else None
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..indexer import MediaIndexer
+from ..service.rootpolicy import RootPolicy
 from .jobs import JobManager
 
 if TYPE_CHECKING:
@@ -18,18 +19,31 @@ if TYPE_CHECKING:
 
 @dataclass
 class WebContext:
-    """``bridge`` is None when the app runs without the ZeroMQ service (tests, embedding)."""
+    """``bridge`` is None when the app runs without the ZeroMQ service (tests, embedding). ``policy`` says
+    what clients may scan beyond the catalog's roots: the bridge's own inside `mediaidx serve`, else nothing
+    more (bridge/service/rootpolicy.py)."""
 
     catalog: Path
     cache_dir: Path
     token: str | None = None
     bridge: BridgeServer | None = None
     check_host: bool = True
+    policy: RootPolicy | None = None
     jobs: JobManager = field(init=False)
     _local: threading.local = field(init=False, default_factory=threading.local)
 
     def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = self.bridge.policy if self.bridge is not None else RootPolicy()
         self.jobs = JobManager(self.catalog, self.cache_dir, self.bridge)
+
+    def roots(self) -> list[str]:
+        """The catalog's roots (what a client may always scan)."""
+        return [r["url"] for r in self.indexer().roots()]
+
+    def root_policy(self) -> RootPolicy:
+        assert self.policy is not None  # set in __post_init__
+        return self.policy
 
     @classmethod
     def create(cls, catalog: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,

@@ -21,6 +21,7 @@ from ..indexer import MediaIndexer
 from ..scan import ScanEvent
 
 if TYPE_CHECKING:
+    from ..service.rootpolicy import RootPolicy
     from ..service.server import BridgeServer
 
 log = logging.getLogger(__name__)
@@ -171,12 +172,15 @@ class JobManager:
         self._run(job, work)
         return job
 
-    def start_workflow(self, spec: Any, dry_run: bool) -> WebJob:
+    def start_workflow(self, spec: Any, dry_run: bool, policy: RootPolicy | None = None) -> WebJob:
+        """``policy`` is checked again on the job's thread, against the roots of that moment, before any step
+        runs (the route checked it already, to answer 403)."""
         with self._lock:
             job = self._new("workflow", {"dry_run": dry_run})
 
         def work(ix: MediaIndexer, progress: Callable[[ScanEvent], None]) -> str:
-            steps = ix.run_workflow(spec, dry_run=dry_run, progress=progress)
+            check = policy.workflow_check(lambda: [r["url"] for r in ix.roots()]) if policy is not None else None
+            steps = ix.run_workflow(spec, dry_run=dry_run, progress=progress, check=check)
             for step in steps:
                 res = step.get("result")
                 if isinstance(res, dict) and isinstance(res.get("plan"), list):

@@ -59,7 +59,8 @@ class HttpOptions:
     def attach(self, bridge: BridgeServer) -> Callable[[], None] | None:
         """Start the HTTP service beside ``bridge`` (the ``with_server`` hook of ``bridge.service.serve``)."""
         settings = bridge.ix.settings
-        ctx = WebContext(settings.catalog_path, settings.cache_dir, token=self.token, bridge=bridge)
+        ctx = WebContext(settings.catalog_path, settings.cache_dir, token=self.token, bridge=bridge,
+                         policy=bridge.policy)  # one root policy for ZeroMQ and HTTP
         service = HttpService(ctx, self.host, self.port)
         try:
             self.url = service.start()

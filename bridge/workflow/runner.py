@@ -110,11 +110,12 @@ class StepFailed(MediaIdxError):
         self.result = result
 
 
-def run_workflow(ix: MediaIndexer, spec: Any, *, dry_run: bool = False, progress: ProgressFn | None = None
-                 ) -> list[dict[str, Any]]:
+def run_workflow(ix: MediaIndexer, spec: Any, *, dry_run: bool = False, progress: ProgressFn | None = None,
+                 check: Callable[[list[Step]], None] | None = None) -> list[dict[str, Any]]:
     """Validate everything, then run the steps in order; a failed step stops the rest unless
-    ``continue_on_error``. Each result: step, action, status (ok | failed | skipped), result, error."""
-    steps, keep_going = parse(spec)
+    ``continue_on_error``. Each result: step, action, status (ok | failed | skipped), result, error.
+    ``check`` (see ``spec.parse``) may refuse the whole workflow before any step runs."""
+    steps, keep_going = parse(spec, check)
     results: list[dict[str, Any]] = []
     stopped = False
     for step in steps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,16 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 COMMON = {"action": STR, "name": STR, "dry_run": BOOL}
 
+# The fields that name files or folders, per action, and what the step does with them: "root" registers a
+# scan root, "read" reads a folder, "write" writes into one. A service that runs workflows for its clients
+# checks every one of them before anything runs (bridge/service/rootpolicy.py). The filter field "root" of
+# backup is not here: it only narrows a catalog search.
+PATH_FIELDS: dict[str, dict[str, str]] = {
+    "scan": {"root": "root"},
+    "backup": {"backup_root": "write"},
+    "sync_album": {"root": "write", "source": "read"},
+}
+
 
 @dataclass
 class Step:
@@ -53,6 +64,16 @@ class Step:
     @property
     def label(self) -> str:
         return f"step {self.index} ({self.name or self.action})"
+
+    def paths(self) -> Iterator[tuple[str, str, str]]:
+        """(field, path, use) for every file system path or storage URL this step names (``PATH_FIELDS``);
+        sync_album's destination folder ``root/category`` too, as field "root/category"."""
+        for fname, use in PATH_FIELDS.get(self.action, {}).items():
+            value = self.params.get(fname)
+            for v in value if isinstance(value, list) else [value] if value is not None else []:
+                yield fname, v, use
+        if self.action == "sync_album":
+            yield "root/category", self.params["root"].rstrip("/") + "/" + self.params["category"].strip("/"), "write"
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -72,8 +93,11 @@ def _type_ok(value: Any, kind: str) -> bool:
     return False
 
 
-def parse(spec: Any) -> tuple[list[Step], bool]:
-    """Steps of a workflow document and its ``continue_on_error`` flag; WorkflowError on any problem."""
+def parse(spec: Any, check: Callable[[list[Step]], None] | None = None) -> tuple[list[Step], bool]:
+    """Steps of a workflow document and its ``continue_on_error`` flag; WorkflowError on any problem.
+
+    ``check`` sees the validated steps before anything runs and raises to refuse the whole workflow (a
+    service uses it to keep every path a client names inside the roots it allows)."""
     continue_on_error = False
     if isinstance(spec, dict) and "workflow" in spec:
         extra = set(spec) - {"workflow", "continue_on_error", "name", "description"}
@@ -91,7 +115,10 @@ def parse(spec: Any) -> tuple[list[Step], bool]:
         raise WorkflowError("workflow: expected a step object or {\"workflow\": [steps]}")
     if not steps_in:
         raise WorkflowError("workflow: no steps")
-    return [_step(i, raw) for i, raw in enumerate(steps_in, 1)], continue_on_error
+    steps = [_step(i, raw) for i, raw in enumerate(steps_in, 1)]
+    if check is not None:
+        check(steps)
+    return steps, continue_on_error
 
 
 def _step(index: int, raw: Any) -> Step:

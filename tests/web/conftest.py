@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from bridge import MediaIndexer
 from bridge.demo import build_demo_library
+from bridge.service.rootpolicy import RootPolicy
 from bridge.web import WebContext, create_app
 
 TOKEN = "test-token-0123456789abcdef"
@@ -47,9 +48,11 @@ def make_client(cat: Path, cache: Path, token: str | None = None, **kw: object) 
 
 
 @pytest.fixture
-def client(catalog: tuple[Path, Path, Path]) -> Iterator[TestClient]:
+def client(catalog: tuple[Path, Path, Path], tmp_path: Path) -> Iterator[TestClient]:
+    """The app over a private catalog; the test's tmp_path is allowed (as `serve --allow-root` would), so tests
+    can scan new folders and write backups there."""
     _lib, cat, cache = catalog
-    with make_client(cat, cache) as c:
+    with make_client(cat, cache, policy=RootPolicy([tmp_path])) as c:
         yield c
         c.app.state.ctx.jobs.close()
 

@@ -199,11 +199,13 @@ def test_openapi_and_dashboard_shell(client) -> None:
 
 def test_a_fresh_catalog_and_a_first_scan(tmp_path: Path, demo_catalog) -> None:
     """Before any scan the service answers with an empty library; a scan from the web creates the catalog."""
+    from bridge.service.rootpolicy import RootPolicy
+
     from .conftest import make_client
 
     lib, _cat, _cache = demo_catalog
     cat = tmp_path / "new" / "catalog.sqlite"
-    with make_client(cat, tmp_path / "cache") as c:
+    with make_client(cat, tmp_path / "cache", policy=RootPolicy([lib.parent])) as c:
         assert c.get("/api/assets").json()["total"] == 0
         assert c.get("/api/stats").json()["assets"] == 0
         assert c.post("/api/scans", json={}).status_code == 400  # no root known yet

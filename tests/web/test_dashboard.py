@@ -106,7 +106,7 @@ def test_scan_progress_reaches_the_end(catalog, serve, page, tmp_path: Path) -> 
         synth.make_image(incoming / f"still_{i:02d}.png", width=40 + i, height=30)
     for i in range(4):
         synth.make_video(incoming / f"take_{i}.mp4", frames=12, width=96, height=64)
-    server = serve(cat, cache)
+    server = serve(cat, cache, ["--allow-root", str(tmp_path)])
     page.goto(server.url + "/#/jobs")
     page.wait_for_selector("#scan-roots")
     page.fill("#scan-roots", str(incoming))
@@ -127,13 +127,29 @@ def test_scan_progress_reaches_the_end(catalog, serve, page, tmp_path: Path) -> 
     page.wait_for_function("document.querySelectorAll('.card').length === 35")
 
 
+def test_a_refused_scan_shows_why(catalog, serve, page, tmp_path: Path) -> None:
+    """A folder outside the catalog's roots and the allowed folders: the form shows the service's one-line reason."""
+    _lib, cat, cache = catalog
+    outside = tmp_path / "someone-else"
+    outside.mkdir()
+    server = serve(cat, cache)
+    page.goto(server.url + "/#/jobs")
+    page.wait_for_selector("#scan-roots")
+    page.fill("#scan-roots", str(outside))
+    page.click("#scan-dry")
+    page.wait_for_selector("#jobs-error:has-text('not a root of this catalog')")
+    text = page.inner_text("#jobs-error")
+    assert text.startswith(str(outside)) and "--allow-root" in text and f"mediaidx scan {outside}" in text
+    assert page.locator(".job").count() == 0
+
+
 def test_a_scan_from_blender_shows_on_the_jobs_page(catalog, serve, page, tmp_path: Path) -> None:
     _lib, cat, cache = catalog
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     for i in range(8):
         synth.make_image(incoming / f"still_{i:02d}.png", width=40 + i, height=30)
-    server = serve(cat, cache)
+    server = serve(cat, cache, ["--allow-root", str(incoming)])
     page.goto(server.url + "/#/jobs")
     page.wait_for_selector("#no-jobs")
     blender = BridgeClient(server.endpoint, name="comp-station", heartbeat_s=0.2, dead_after_s=2.0).start()

@@ -34,7 +34,8 @@ def _fake_jobs(ctx: WebContext) -> None:
         return job
 
     jobs.start_scan = lambda roots, opts: start("scan", {"roots": roots, **opts})  # type: ignore[method-assign]
-    jobs.start_workflow = lambda spec, dry_run: start("workflow", {"dry_run": dry_run})  # type: ignore[method-assign]
+    jobs.start_workflow = lambda spec, dry_run, policy=None: start(  # type: ignore[method-assign]
+        "workflow", {"dry_run": dry_run})
 
 
 def test_no_server_error(catalog) -> None:

@@ -147,3 +147,95 @@ def test_served_files_are_never_run_by_the_browser(tmp_path) -> None:
         r = c.get(f"/api/assets/{odd}/file")
         assert r.status_code == 200 and r.content[:4] == b"RIFF"
         c.app.state.ctx.jobs.close()
+
+
+# -- which roots and paths a client may name (bridge/service/rootpolicy.py) ----------------------------------------
+
+def _folder(path, n: int = 2):
+    from bridge.synth import make_image
+
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        make_image(path / f"still_{i}.png", width=16 + i, height=16)
+    return path
+
+
+def test_http_scans_only_the_catalogs_roots_and_allowed_folders(catalog, tmp_path) -> None:
+    """403 before any job starts (dry runs too) for a folder that is neither a root of the catalog nor inside an
+    allowed folder, a symlink out of an allowed folder, a URL outside the allowed prefixes; the rest scans."""
+    from bridge.service.rootpolicy import RootPolicy
+
+    from .conftest import wait_job
+
+    lib, cat, cache = catalog
+    allowed, outside = tmp_path / "allowed", _folder(tmp_path / "outside")
+    _folder(allowed / "shoot")
+    os.symlink(outside, allowed / "escape")
+    policy = RootPolicy([allowed, "sftp://127.0.0.1:1/allowed"])
+    with make_client(cat, cache, policy=policy) as c:
+        for roots in ([outside], [allowed / "escape"], [lib, outside], ["/"], [lib / "sub"],
+                      ["smb://attacker.example/share"], ["sftp://127.0.0.1:1/other"], ["sftp://127.0.0.1:1/allowed/./x"]):
+            for dry in (True, False):
+                r = c.post("/api/scans", json={"roots": [str(x) for x in roots], "dry_run": dry})
+                assert r.status_code == 403, (roots, r.text)
+                err = r.json()["error"]
+                assert err["code"] == "forbidden" and "\n" not in err["message"]
+        msg = c.post("/api/scans", json={"roots": [str(outside)]}).json()["error"]["message"]
+        assert msg.startswith(f"{outside}: not a root of this catalog") and "--allow-root" in msg
+        assert c.get("/api/jobs").json() == [] and [r["url"] for r in c.get("/api/roots").json()] == [str(lib)]
+        # The catalog's root (named, or all by default) and a folder inside an allowed one scan.
+        assert wait_job(c, c.post("/api/scans", json={"roots": [str(lib)]}).json()["id"])["state"] == "done"
+        assert wait_job(c, c.post("/api/scans", json={}).json()["id"])["state"] == "done"
+        job = wait_job(c, c.post("/api/scans", json={"roots": [str(allowed / "shoot")], "dry_run": False,
+                                                     "thumbs": False}).json()["id"])
+        assert job["state"] == "done" and job["result"]["added"] == 2
+        assert sorted(r["url"] for r in c.get("/api/roots").json()) == sorted([str(lib), str(allowed / "shoot")])
+        # Inside the allowed URL prefix: the job starts (and fails: nothing listens on port 1).
+        r = c.post("/api/scans", json={"roots": ["sftp://127.0.0.1:1/allowed/shots"]})
+        assert r.status_code == 202 and wait_job(c, r.json()["id"])["state"] == "failed"
+        c.app.state.ctx.jobs.close()
+
+
+def test_a_workflow_over_http_names_only_allowed_paths(catalog, tmp_path) -> None:
+    """Every path of every step is checked before any step runs: a refused workflow leaves the catalog and the
+    destinations as they were."""
+    import hashlib
+
+    from bridge.service.rootpolicy import RootPolicy
+
+    from .conftest import wait_job
+
+    _lib, cat, cache = catalog
+    allowed, elsewhere = tmp_path / "allowed", tmp_path / "elsewhere"
+    shoot, outside = _folder(allowed / "shoot"), _folder(tmp_path / "outside")
+    os.symlink(outside, allowed / "escape")
+    before = hashlib.sha256(cat.read_bytes()).hexdigest()
+    scan_first = {"action": "scan", "root": str(shoot), "thumbs": False}
+    refused = [
+        [scan_first, {"action": "backup", "backup_root": str(elsewhere / "backup")}],
+        [scan_first, {"action": "backup", "backup_root": str(allowed / "escape" / "backup")}],
+        [scan_first, {"action": "sync_album", "source": str(outside), "root": str(allowed / "album"),
+                      "category": "trip"}],
+        [scan_first, {"action": "sync_album", "source": str(shoot), "root": str(elsewhere), "category": "trip"}],
+        [scan_first, {"action": "sync_album", "source": str(shoot), "root": str(allowed), "category": "escape"}],
+        [scan_first, {"action": "scan", "root": [str(shoot), str(outside)]}],
+        [{"action": "scan", "root": str(shoot), "follow_symlinks": True}],
+        [scan_first, {"action": "backup", "backup_root": "relative/backup"}],
+    ]
+    with make_client(cat, cache, policy=RootPolicy([allowed])) as c:
+        for steps in refused:
+            for dry in (True, False):
+                r = c.post("/api/workflows", json={"workflow": {"workflow": steps}, "dry_run": dry})
+                assert r.status_code == 403, (steps, r.text)
+                assert r.json()["error"]["code"] == "forbidden" and r.json()["error"]["message"].startswith("step ")
+        assert c.get("/api/jobs").json() == []
+        assert hashlib.sha256(cat.read_bytes()).hexdigest() == before
+        assert not elsewhere.exists() and not (allowed / "album").exists()
+        assert not list(outside.glob("**/trip")) and sorted(p.name for p in outside.iterdir()) == [
+            "still_0.png", "still_1.png"]
+        # Inside: the same workflow runs.
+        ok = [scan_first, {"action": "backup", "backup_root": str(allowed / "backup"), "kind": "image"}]
+        job = wait_job(c, c.post("/api/workflows", json={"workflow": {"workflow": ok}, "dry_run": False}).json()["id"])
+        assert job["state"] == "done", job
+        assert len(list((allowed / "backup").rglob("*.png"))) == 2 and len(list((allowed / "backup").rglob("*.jpg"))) == 2
+        c.app.state.ctx.jobs.close()

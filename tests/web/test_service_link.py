@@ -4,6 +4,7 @@ Blender sessions and pushes shots to them."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -64,7 +65,7 @@ def test_a_zeromq_scan_shows_on_the_web_and_streams_to_done(catalog, serve, tmp_
     incoming.mkdir()
     for i in range(12):
         synth.make_image(incoming / f"still_{i:02d}.png", width=16 + i, height=16)
-    p = serve(cat, cache)
+    p = serve(cat, cache, ["--allow-root", str(tmp_path)])
     blender = BridgeClient(p.endpoint, name="comp-station", heartbeat_s=0.2, dead_after_s=2.0).start()
     try:
         assert blender.wait(lambda: blender.state == "connected", 10), blender.last_error
@@ -98,7 +99,7 @@ def test_a_zeromq_scan_shows_on_the_web_and_streams_to_done(catalog, serve, tmp_
 
 
 @pytest.fixture
-def linked(catalog, monkeypatch) -> Iterator[tuple[BridgeServer, TestClient, threading.Event, threading.Event]]:
+def linked(catalog, monkeypatch, tmp_path: Path) -> Iterator[tuple[BridgeServer, TestClient, threading.Event, threading.Event]]:
     """The bridge and the web app in this process, as `mediaidx serve` runs them, with scans held at their
     first progress event until ``gate`` is set or they are cancelled (so a scan is surely still running)."""
     _lib, cat, cache = catalog
@@ -116,7 +117,7 @@ def linked(catalog, monkeypatch) -> Iterator[tuple[BridgeServer, TestClient, thr
         return real_scan(self, *roots, progress=held, cancel=cancel, **kw)
 
     monkeypatch.setattr(MediaIndexer, "scan", held_scan)
-    server = BridgeServer(cat, cache_dir=cache, bind="tcp://127.0.0.1:*")
+    server = BridgeServer(cat, cache_dir=cache, bind="tcp://127.0.0.1:*", allow_roots=[str(tmp_path)])
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     server.wait_ready()
@@ -174,5 +175,36 @@ def test_a_zeromq_scan_is_refused_while_a_web_scan_runs(linked, tmp_path: Path) 
         assert err.value.code == P.CONFLICT and f"scan job {job['id']} (web)" in err.value.message
         gate.set()
         assert wait_job(web, job["id"])["state"] == "done"
+    finally:
+        blender.stop()
+
+
+def test_serve_gives_both_services_one_root_policy(catalog, serve, tmp_path: Path) -> None:
+    """`mediaidx serve` with MEDIAIDX_ALLOW_ROOTS (and --allow-root): HTTP and ZeroMQ allow and refuse the same."""
+    _lib, cat, cache = catalog
+    allowed, other, outside = tmp_path / "allowed", tmp_path / "other", tmp_path / "outside"
+    for d in (allowed / "a", allowed / "b", other / "c", outside):
+        d.mkdir(parents=True)
+        synth.make_image(d / "still.png", width=16, height=16)
+    env = {**os.environ, "MEDIAIDX_ALLOW_ROOTS": f"{allowed}{os.pathsep}{tmp_path / 'nothing-here'}"}
+    p = serve(cat, cache, ["--allow-root", str(other)], env=env)
+    blender = BridgeClient(p.endpoint, name="comp-station", heartbeat_s=0.2, dead_after_s=2.0).start()
+    try:
+        assert blender.wait(lambda: blender.state == "connected", 10), blender.last_error
+        with p.http() as h:
+            r = h.post("/api/scans", json={"roots": [str(outside)]})
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+            with pytest.raises(P.RemoteError) as err:
+                blender.call("scan", {"roots": [str(outside)]})
+            assert err.value.code == P.FORBIDDEN and err.value.message == r.json()["error"]["message"]
+            for root in (allowed / "a", other / "c"):
+                job = h.post("/api/scans", json={"roots": [str(root)], "dry_run": False, "thumbs": False}).json()
+                assert wait_job(h, job["id"])["state"] == "done"
+            done: list[dict] = []
+            blender.on("job.done", lambda data, msg: done.append(data))
+            blender.call("scan", {"roots": [str(allowed / "b")], "thumbs": False})
+            assert blender.wait(lambda: done, 30) and done[0]["state"] == "done"
+            assert {r["url"] for r in h.get("/api/roots").json()} >= {str(allowed / "a"), str(allowed / "b"),
+                                                                       str(other / "c")}
     finally:
         blender.stop()

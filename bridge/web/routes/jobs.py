@@ -11,7 +11,7 @@ from ...errors import NotFoundError, UsageError
 from ...workflow import parse as parse_workflow
 from ..deps import ctx
 from ..jobs import job_events
-from ..models import JobOut, ScanIn, WorkflowIn
+from ..models import ErrorOut, JobOut, ScanIn, WorkflowIn
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 JobId = Annotated[int, Path(ge=1, le=2**31, description="job id")]
@@ -24,25 +24,32 @@ def _job(request: Request, job_id: int) -> dict:
     return found[1]
 
 
-@router.post("/scans", status_code=202, response_model=JobOut,
+FORBIDDEN = {403: {"model": ErrorOut, "description": "a root or path outside the catalog's roots and the folders "
+                                                     "the service allows (`mediaidx serve --allow-root`)"}}
+
+
+@router.post("/scans", status_code=202, response_model=JobOut, responses=FORBIDDEN,
              summary="Start a scan job (a dry run unless dry_run is false)")
 def start_scan(request: Request, body: ScanIn) -> dict:
     c = ctx(request)
-    roots = body.roots or [r["url"] for r in c.indexer().roots()]
+    roots = body.roots or c.roots()
     if not roots:
         raise UsageError("no root to scan: give the folders in 'roots'")
     for r in roots:
         if not r or "\0" in r or not (r.startswith("/") or "://" in r):
             raise UsageError(f"roots must be absolute folders, not {r!r}")
+    c.root_policy().check_scan(roots, c.roots())  # 403 before anything starts, dry runs included
     opts = {"probe": body.probe, "thumbs": body.thumbs, "retry_failed": body.retry_failed, "dry_run": body.dry_run}
     return c.jobs.start_scan(roots, opts).public(full=True)
 
 
-@router.post("/workflows", status_code=202, response_model=JobOut,
+@router.post("/workflows", status_code=202, response_model=JobOut, responses=FORBIDDEN,
              summary="Run a JSON workflow as a job (a dry run unless dry_run is false)")
 def start_workflow(request: Request, body: WorkflowIn) -> dict:
-    parse_workflow(body.workflow)  # the whole workflow is checked now: a bad one is a 400, not a failed job
-    return ctx(request).jobs.start_workflow(body.workflow, body.dry_run).public(full=True)
+    c = ctx(request)
+    # The whole workflow is checked now: a bad one is a 400, a path outside the allowed roots a 403, not a job.
+    parse_workflow(body.workflow, c.root_policy().workflow_check(c.roots))
+    return c.jobs.start_workflow(body.workflow, body.dry_run, c.root_policy()).public(full=True)
 
 
 @router.get("/jobs", response_model=list[JobOut],
