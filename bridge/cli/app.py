@@ -346,6 +346,12 @@ def serve(
         "--token", envvar="MEDIAIDX_TOKEN", show_default=False,
         help="HTTP bearer token (required to serve HTTP beyond loopback; prefer the environment variable).")]
     = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", envvar="MEDIAIDX_TLS_CERT", show_default=False,
+        help="PEM certificate (chain): serve HTTPS instead of HTTP (with --tls-key).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", envvar="MEDIAIDX_TLS_KEY", show_default=False,
+        help="The certificate's unencrypted PEM private key.")] = None,
     allow_root: Annotated[list[str] | None, typer.Option(
         "--allow-root", show_default=False,
         help="A folder or URL prefix inside which clients may scan new roots (repeatable; also MEDIAIDX_ALLOW_ROOTS). "
@@ -361,7 +367,9 @@ def serve(
     if not no_http:
         from ..web.server import HttpOptions
 
-        web = HttpOptions.parse(http, token)  # refuses an exposed address without a token, before binding
+        web = HttpOptions.parse(http, token, str(tls_cert) if tls_cert else None, str(tls_key) if tls_key else None)
+        if web.cleartext_warning:  # refused above when exposed without a token, before binding
+            sys.stderr.write(f"mediaidx: {web.cleartext_warning}\n")
 
     def ready(endpoint: str) -> None:
         sys.stdout.write(f"mediaidx bridge listening on {endpoint} (catalog {ix.catalog_path})\n")
