@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
         # libmv logs a lot on stderr: a file, not a pipe nobody drains while we read stdout.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         summary: dict[str, Any] | None = None
+        # The deadline covers the whole run: a worker that hangs without writing or exiting would otherwise
+        # block the read loop below for ever (a stuck render-farm job instead of an error).
+        expired = threading.Event()
+
+        def stop() -> None:
+            expired.set()
+            proc.kill()
+
+        watchdog = threading.Timer(timeout, stop)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -56,10 +68,14 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
                         progress(float(msg["progress"]), str(msg.get("message", "")))
                 else:
                     summary = msg
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise MediaIdxError(f"tracking did not finish within {timeout:.0f} s") from None
+            proc.wait()
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:  # interrupted (Ctrl-C): the worker goes too
+                proc.kill()
+                proc.wait()
+        if expired.is_set() and summary is None:
+            raise MediaIdxError(f"tracking did not finish within {timeout:g} s (the Blender worker was stopped)")
         log.seek(0)
         stderr = log.read()
     if summary is None:

@@ -240,3 +240,17 @@ def test_batch_track_of_two_clips_is_clean(plates: dict[str, CameraTruth], tmp_p
         assert (out / files["fbx"]).read_bytes().startswith(b"Kaydara FBX Binary")
         assert (out / files["abc"]).read_bytes()[:5] == b"Ogawa"
     assert (out / "shot.blend").stat().st_size > 0
+
+
+def test_a_worker_that_never_answers_ends_in_a_timeout_error(plates: dict[str, CameraTruth], tmp_path: Path) -> None:
+    """The deadline covers the whole run, not only the wait after the worker's output ends: a worker that
+    writes nothing (here: still importing Blender after 0.5 s) is stopped and reported, not waited on for ever."""
+    import time
+
+    from bridge.errors import MediaIdxError
+    from bridge.track import run_track
+
+    started = time.monotonic()
+    with pytest.raises(MediaIdxError, match=r"did not finish within 0\.5 s"):
+        run_track(plates["hero"].pattern, tmp_path / "out", timeout=0.5)
+    assert time.monotonic() - started < 30
