@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +35,36 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
     out.mkdir(parents=True, exist_ok=True)
     try:
         chunks = [ids[i::workers] for i in range(min(workers, len(ids)))]
-        procs = []
+        deadline = time.monotonic() + timeout  # one deadline for the whole batch, not one per worker in turn
+        procs: list[subprocess.Popen[str]] = []
+        built: list[Any] = []
+        failed: list[Any] = []
         with tempfile.TemporaryDirectory(prefix="mediaidx-blend-") as tmp:
-            for n, chunk in enumerate(chunks):
-                home = Path(tmp) / f"home{n}"
-                home.mkdir()
-                env = {**os.environ, "HOME": str(home)}
-                cmd = [sys.executable, "-m", "blender_mediaidx.batch", "--bridge", bridge, "--out", str(out),
-                       "--mode", mode, "--start-frame", str(start_frame), *map(str, chunk)]
-                procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-            built: list[Any] = []
-            failed: list[Any] = []
-            for p, chunk in zip(procs, chunks, strict=True):
-                stdout, stderr = p.communicate(timeout=timeout)
-                last = next((line for line in reversed(stdout.splitlines()) if line.startswith("{")), None)
-                if last is None:
-                    failed += [{"asset": i, "error": f"worker failed: {stderr.strip()[-300:]}"} for i in chunk]
-                    continue
-                result = json.loads(last)
-                built += result.get("built", [])
-                failed += result.get("failed", [])
+            try:
+                for n, chunk in enumerate(chunks):
+                    home = Path(tmp) / f"home{n}"
+                    home.mkdir()
+                    env = {**os.environ, "HOME": str(home)}
+                    cmd = [sys.executable, "-m", "blender_mediaidx.batch", "--bridge", bridge, "--out", str(out),
+                           "--mode", mode, "--start-frame", str(start_frame), *map(str, chunk)]
+                    procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                  env=env))
+                for p, chunk in zip(procs, chunks, strict=True):
+                    stdout, stderr = p.communicate(timeout=max(0.0, deadline - time.monotonic()))
+                    last = next((line for line in reversed(stdout.splitlines()) if line.startswith("{")), None)
+                    if last is None:
+                        failed += [{"asset": i, "error": f"worker failed: {stderr.strip()[-300:]}"} for i in chunk]
+                        continue
+                    result = json.loads(last)
+                    built += result.get("built", [])
+                    failed += result.get("failed", [])
+            finally:
+                for p in procs:  # timed out or interrupted: no worker outlives the batch (or its HOME)
+                    if p.poll() is None:
+                        p.kill()
+                        p.communicate()
     except subprocess.TimeoutExpired:
-        raise MediaIdxError(f"Blender workers did not finish within {timeout:.0f} s") from None
+        raise MediaIdxError(f"Blender workers did not finish within {timeout:g} s") from None
     finally:
         if server is not None:
             server.stop()

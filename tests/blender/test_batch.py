@@ -89,3 +89,24 @@ def test_mediaidx_blend_runs_workers_with_a_private_bridge(shots, tmp_path: Path
     assert sorted(Path(b["blend"]).name for b in summary["built"]) == sorted(
         [f"sh010_v001_{ids['sh010_v001.mov']}.blend", f"sh020_v001_{ids['sh020_v001.mov']}.blend"])
     assert all(Path(b["blend"]).is_file() for b in summary["built"])
+
+
+def test_a_batch_past_its_deadline_stops_its_workers(shots, tmp_path: Path) -> None:
+    """One deadline for the whole batch; when it passes, the error says so and no Blender worker is left
+    running (they would otherwise hold CPU and files on a farm node long after the command failed)."""
+    from bridge.blend import build_blends
+    from bridge.errors import MediaIdxError
+
+    cat, cache, ids = shots
+    out = tmp_path / "late-blends"
+    with MediaIndexer(cat, cache_dir=cache) as ix, pytest.raises(MediaIdxError, match="did not finish"):
+        build_blends(ix, sorted(ids.values()), out, workers=2, timeout=0.5)
+    leftovers = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"blender_mediaidx.batch" in cmdline and str(out).encode() in cmdline:
+            leftovers.append(pid)
+    assert leftovers == []
