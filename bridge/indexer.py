@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, usermeta
 from .catalog import prune as prune_mod
@@ -23,6 +23,9 @@ from .config import Settings
 from .models import Asset, PlanItem, ScanSummary, Stats
 from .scan import ProgressFn, Scanner, ScanOptions
 from .scan.lock import ScanLock
+
+if TYPE_CHECKING:
+    from .workflow.spec import Step
 
 
 @dataclass
@@ -253,7 +256,8 @@ class MediaIndexer:
 
     # -- workflows -------------------------------------------------------------------------------------
     def run_workflow(self, spec: dict[str, Any] | list[Any], *, dry_run: bool = False,
-                     progress: ProgressFn | None = None, check: Any = None) -> list[dict[str, Any]]:
+                     progress: ProgressFn | None = None, check: Callable[[list[Step]], None] | None = None
+                     ) -> list[dict[str, Any]]:
         """Run a JSON workflow (one step or {"workflow": [...]}); validated completely before anything runs.
         ``check(steps)`` may refuse it before any step runs (the services' root policy); None: no limits."""
         from .workflow import run_workflow
