@@ -127,6 +127,22 @@ class MediaIndexer:
             prune_mod.apply_prune(db.conn, plan)
         return plan
 
+    def forget_root(self, root: str | os.PathLike[str], *, dry_run: bool = False,
+                    drop_user_data: bool = False) -> list[PlanItem]:
+        """Remove a root from the catalog (its assets, analyses and the thumbnails only they used; the files
+        are not touched). Refused when its assets carry ratings, tags or notes unless ``drop_user_data``.
+        Returns what was, or would be, removed."""
+        from .catalog import forget
+
+        if dry_run:
+            with Catalog(self.catalog_path, readonly=True) as db:
+                return forget.plan_forget(db.conn, self.thumbs_dir, root, drop_user_data=True)
+        db = self._write_db()
+        with ScanLock(self.catalog_path):
+            plan = forget.plan_forget(db.conn, self.thumbs_dir, root, drop_user_data)
+            forget.apply_forget(db.conn, plan)
+        return plan
+
     # -- queries ---------------------------------------------------------------------------------------
     def search(self, query: str | None = None, **filters: Any) -> list[Asset]:
         """Full-text search plus filters (see ``bridge.catalog.search.SearchFilters``)."""

@@ -286,15 +286,51 @@ def prune(
         render.print_plan(plan, "dry run, nothing changed; would" if dry_run else "pruned")
 
 
-@app.command()
+roots_app = typer.Typer(help="Roots known to the catalog: list them (no command), or forget one.",
+                        no_args_is_help=False)
+app.add_typer(roots_app, name="roots")
+
+
+@roots_app.callback(invoke_without_command=True)
 def roots(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Roots known to the catalog."""
+    if ctx.invoked_subcommand is not None:
+        return
     rs = _ix(ctx).roots()
     if as_json:
         render.print_json({"roots": rs})
         return
     for r in rs:
         render.out.print(r["url"])
+
+
+@roots_app.command("forget")
+def roots_forget(
+    ctx: typer.Context,
+    root: Annotated[str, typer.Argument(help="The root, as `mediaidx roots` lists it (a path or storage URL).")],
+    drop_user_data: Annotated[bool, typer.Option(
+        "--drop-user-data", help="Forget it even though some of its assets carry ratings, tags or notes.")] = False,
+    dry_run: DryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a root from the catalog: its folders, assets, analyses and the thumbnails only they used. The
+    files themselves are not touched. A dry run lists everything it would remove."""
+    plan = _ix(ctx).forget_root(root, dry_run=dry_run, drop_user_data=drop_user_data)
+    assets = sum(1 for p in plan if p.action == "delete")
+    thumbs = sum(1 for p in plan if p.action == "remove")
+    # A dry run lists everything, user data included; it also says when the real run would be refused.
+    refused = 0 if drop_user_data else sum(1 for p in plan if (p.reason or "").startswith("loses user data"))
+    if as_json:
+        render.print_json({"root": plan[0].path, "dry_run": dry_run, "assets": assets, "thumbnails": thumbs,
+                           "refused_without_drop_user_data": refused, "plan": [p.to_dict() for p in plan]})
+        return
+    if dry_run:
+        render.print_plan(plan, "dry run, nothing changed; would")
+    verb = "would forget" if dry_run else "forgot"
+    render.out.print(f"{verb} {plan[0].path}: {assets} assets, {thumbs} thumbnails (files untouched)")
+    if refused:
+        render.err.print(f"[yellow]without --drop-user-data this is refused: {refused} asset(s) carry ratings, "
+                         "tags or notes[/yellow]")
 
 
 @app.command()
