@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..errors import NotFoundError, UsageError
 from ..models import PlanItem
-from ..storage import join
 from ..storage.credentials import is_remote, parse_url, redact
+from .prune import delete_asset_rows, plan_asset_deletions, remove_files, thumb_refs
 
 
 def resolve_root(conn: sqlite3.Connection, given: str | os.PathLike[str]) -> tuple[int, str]:
@@ -44,29 +44,20 @@ def plan_forget(conn: sqlite3.Connection, thumbs_dir: Path, root: str | os.PathL
     """Everything forgetting ``root`` would do: the root, each asset, then the thumbnails and hero images only
     those assets used. UsageError when assets carry user data and ``drop_user_data`` is False."""
     root_id, url = resolve_root(conn, root)
-    plan = [PlanItem("forget-root", url, reason="the root, its folders and scan history; files are not touched")]
-    doomed: set[int] = set()
-    with_user_data = 0
-    for asset_id, folder, name, rating, note, ntags in conn.execute(
-            "SELECT a.id, f.relpath, a.name, a.rating, a.note,"
-            " (SELECT count(*) FROM asset_tags x WHERE x.asset_id = a.id)"
-            " FROM assets a JOIN folders f ON f.id = a.folder_id WHERE f.root_id = ? ORDER BY a.id", (root_id,)):
-        user = [w for w, v in (("rating", rating is not None), ("note", bool(note)), (f"{ntags} tags", ntags)) if v]
-        with_user_data += bool(user)
-        path = f"{url.rstrip('/')}/{join(folder, name).decode('utf-8', 'backslashreplace')}"
-        plan.append(PlanItem("delete", path, asset_id, reason=("loses user data: " + ", ".join(user)) if user else None))
-        doomed.add(asset_id)
+    assets = plan_asset_deletions(conn, "f.root_id = ?", [root_id])
+    with_user_data = sum(1 for p in assets if p.reason)
     if with_user_data and not drop_user_data:
         raise UsageError(
             f"{with_user_data} asset(s) under {url} carry ratings, tags or notes: forgetting the root would lose "
             f"them. If the footage moved, scan the old and the new location first (mediaidx scan {url} NEW: "
             "moves keep user data); otherwise use --drop-user-data (--dry-run lists them)")
+    plan = [PlanItem("forget-root", url, reason="the root, its folders and scan history; files are not touched"),
+            *assets]
+    doomed = {p.id for p in assets}
     used_elsewhere: set[str] = set()
     doomed_files: set[str] = set()
-    for asset_id, thumb in conn.execute(
-            "SELECT id, thumb FROM assets WHERE thumb IS NOT NULL AND thumb != ''"
-            " UNION ALL SELECT asset_id, hero FROM analyses WHERE hero IS NOT NULL AND hero != ''"):
-        (doomed_files if asset_id in doomed else used_elsewhere).add(thumb)
+    for asset_id, rel in thumb_refs(conn):
+        (doomed_files if asset_id in doomed else used_elsewhere).add(rel)
     for rel in sorted(doomed_files - used_elsewhere):  # thumbnails are keyed by content: another copy may share one
         full = thumbs_dir / rel
         if full.is_file():
@@ -87,16 +78,11 @@ def apply_forget(conn: sqlite3.Connection, plan: list[PlanItem]) -> None:
                             (row[0],)).fetchone()[0]
         if left != len(ids):  # a scan changed the root since the plan was made (callers hold the scan lock)
             raise UsageError(f"{redact(url)} changed while its removal was planned; run it again")
-        conn.executemany("DELETE FROM asset_fts WHERE rowid = ?", ids)
-        conn.executemany("DELETE FROM assets WHERE id = ?", ids)  # analyses, shots, tags go with them
-        conn.execute("DELETE FROM tags WHERE id NOT IN (SELECT tag_id FROM asset_tags)")
+        delete_asset_rows(conn, ids)
         conn.execute("DELETE FROM folders WHERE root_id = ?", (row[0],))
         conn.execute("DELETE FROM roots WHERE id = ?", (row[0],))  # its scans go with it
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    for p in plan:
-        if p.action == "remove":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(p.path)
+    remove_files(plan)

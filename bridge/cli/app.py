@@ -319,7 +319,9 @@ def roots_forget(
     assets = sum(1 for p in plan if p.action == "delete")
     thumbs = sum(1 for p in plan if p.action == "remove")
     # A dry run lists everything, user data included; it also says when the real run would be refused.
-    refused = 0 if drop_user_data else sum(1 for p in plan if (p.reason or "").startswith("loses user data"))
+    from ..catalog.prune import USER_DATA
+
+    refused = 0 if drop_user_data else sum(1 for p in plan if (p.reason or "").startswith(USER_DATA))
     if as_json:
         render.print_json({"root": plan[0].path, "dry_run": dry_run, "assets": assets, "thumbnails": thumbs,
                            "refused_without_drop_user_data": refused, "plan": [p.to_dict() for p in plan]})
