@@ -5,6 +5,7 @@ renamed by capture date, copied or linked. Running it again adds only what is ne
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -15,10 +16,11 @@ from typing import Any
 from ..errors import ProbeError, UsageError
 from ..mediatypes import is_ignored_dir, kind_of
 from ..models import PlanItem
-from .fileops import DestinationExists, hash_file, verified_copy
+from .fileops import DestinationExists, check_folder_target, hash_file, verified_copy
 
 MODES = ("copy", "link", "hardlink")
 DEFAULT_PATTERN = "{date:%Y-%m-%d_%H%M%S}"
+CROSS_DEVICE = "cannot hard-link: the file and the album are on different filesystems (use mode copy or link)"
 
 
 @dataclass
@@ -58,13 +60,23 @@ def capture_time(path: str) -> tuple[dt.datetime | None, str | None]:
         return None, camera
 
 
-def files_in_folder(folder: str | os.PathLike[str]) -> list[AlbumFile]:
-    """Media files under ``folder`` (recursively), with their capture times."""
+def files_in_folder(folder: str | os.PathLike[str], errors: list[PlanItem] | None = None) -> list[AlbumFile]:
+    """Media files under ``folder`` (recursively), with their capture times.
+
+    A folder that cannot be listed is never passed over in silence: it goes into ``errors`` as a "fail"
+    plan item, or without that list raises UsageError."""
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"{folder}: not a folder")
+
+    def unreadable(exc: OSError) -> None:
+        where = os.fsencode(exc.filename if exc.filename is not None else root).decode("utf-8", "backslashreplace")
+        if errors is None:
+            raise UsageError(f"{where}: folder cannot be read ({exc.strerror or exc})")
+        errors.append(PlanItem("fail", where, reason=f"folder cannot be read: {exc.strerror or exc}"))
+
     out = []
-    for dirpath, dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not is_ignored_dir(os.fsencode(d)))
         for fn in sorted(files):
             if kind_of(os.fsencode(fn)):
@@ -80,7 +92,7 @@ def target_name(pattern: str, f: AlbumFile, date: dt.datetime) -> str:
     camera = re.sub(r"[^\w.-]+", "-", f.camera or "").strip("-")
     try:
         base = pattern.format(date=date, name=stem, camera=camera or "unknown")
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
         raise UsageError(f"bad name pattern {pattern!r}: {exc}") from None
     base = base.replace("/", "-").replace(os.sep, "-").strip() or stem
     return base + Path(f.source).suffix.lower()
@@ -100,10 +112,13 @@ def sync_album(files: Iterable[AlbumFile], root: str | os.PathLike[str], categor
     if not category.strip() or Path(category).is_absolute() or any(p in ("..", ".") for p in parts):
         raise UsageError(f"bad category {category!r}: a folder name inside the root")
     dest_dir = Path(root) / category.strip("/")
+    check_folder_target(dest_dir)
     report = AlbumReport(dry_run=dry_run)
     items = sorted(files, key=lambda f: (f.captured is None, _sort_key(f.captured), f.source))
     existing = _existing_by_size(dest_dir)  # size -> [paths]; content checks only where sizes match
     taken = {p.name for paths in existing.values() for p in paths}
+    planned: dict[Path, str] = {}  # dry run: destination -> the source that would be placed there
+    album_dev = _device_of(dest_dir) if mode == "hardlink" else None
     for i, f in enumerate(items, 1):
         if progress:
             progress(i, len(items), f.source)
@@ -113,10 +128,14 @@ def sync_album(files: Iterable[AlbumFile], root: str | os.PathLike[str], categor
             report.failed += 1
             report.plan.append(PlanItem("fail", f.source, reason=f"cannot read: {exc.strerror}"))
             continue
-        dup = _already_there(f.source, st.st_size, existing, mode)
+        dup = _already_there(f.source, st.st_size, existing, mode, planned)
         if dup is not None:
             report.skipped += 1
             report.plan.append(PlanItem("skip", str(dup), source=f.source, reason="already in the album"))
+            continue
+        if mode == "hardlink" and album_dev is not None and st.st_dev != album_dev:
+            report.failed += 1  # known before trying, so a dry run says it too
+            report.plan.append(PlanItem("fail", f.source, reason=CROSS_DEVICE))
             continue
         date = f.captured
         reason = None
@@ -129,6 +148,9 @@ def sync_album(files: Iterable[AlbumFile], root: str | os.PathLike[str], categor
         action = {"copy": "copy", "link": "link", "hardlink": "link"}[mode]
         report.plan.append(PlanItem(action, str(dest), source=f.source, reason=reason))
         if dry_run:
+            # as if placed: a later file with the same content is then skipped, as the real run will
+            existing.setdefault(st.st_size, []).append(dest)
+            planned[dest] = f.source
             report.placed += 1
             continue
         try:
@@ -144,12 +166,23 @@ def sync_album(files: Iterable[AlbumFile], root: str | os.PathLike[str], categor
             report.failed += 1
             continue
         except OSError as exc:
-            report.plan[-1] = PlanItem("fail", str(dest), source=f.source, reason=exc.strerror or str(exc))
+            why = CROSS_DEVICE if exc.errno == errno.EXDEV else exc.strerror or str(exc)
+            report.plan[-1] = PlanItem("fail", str(dest), source=f.source, reason=why)
             report.failed += 1
             continue
         existing.setdefault(st.st_size, []).append(dest)
         report.placed += 1
     return report
+
+
+def _device_of(folder: Path) -> int | None:
+    """The device of ``folder``, or of its nearest existing parent when it is still to be made."""
+    for p in (folder, *folder.absolute().parents):
+        try:
+            return os.stat(p).st_dev
+        except OSError:
+            continue
+    return None
 
 
 def _sort_key(d: dt.datetime | None) -> float:
@@ -171,19 +204,23 @@ def _existing_by_size(folder: Path) -> dict[int, list[Path]]:
     return out
 
 
-def _already_there(src: str, size: int, existing: dict[int, list[Path]], mode: str) -> Path | None:
+def _already_there(src: str, size: int, existing: dict[int, list[Path]], mode: str,
+                   planned: dict[Path, str] | None = None) -> Path | None:
+    """The file in the album with ``src``'s content; ``planned`` maps a dry run's would-be files to their
+    sources, whose content stands in for them."""
     candidates = existing.get(size, [])
     if not candidates:
         return None
     src_real = os.path.realpath(src)
     src_hash: str | None = None
     for p in candidates:
+        content = planned.get(p, p) if planned else p
         if mode == "link" and p.is_symlink() and os.path.realpath(p) == src_real:
             return p
         if src_hash is None:
             src_hash = hash_file(src)
         try:
-            if hash_file(p) == src_hash:
+            if hash_file(content) == src_hash:
                 return p
         except OSError:
             continue

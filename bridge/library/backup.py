@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from ..catalog import Catalog
 from ..catalog.search import SearchFilters, count, where_clause
 from ..models import PlanItem
 from ..storage import join
-from .fileops import DestinationExists, hash_file, verified_copy
+from .fileops import DestinationExists, check_folder_target, hash_file, verified_copy
 
 
 @dataclass
@@ -80,33 +80,47 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
            progress: Callable[[int, int, str], None] | None = None) -> BackupReport:
     """Copy every matching present asset to ``backup_root``; the report lists each copy, skip and conflict."""
     root = Path(backup_root).absolute()
+    check_folder_target(root)
     flt = filters or SearchFilters()
     conn = db.conn
     report = BackupReport(dry_run=dry_run)
     total = count(conn, query, flt)
     done = 0
+    trees = _backup_trees(root, root_folder_names(conn).values())
     for item in _items(conn, root, query, flt):
         done += 1
         if progress:
             progress(done, total, os.fsdecode(item.source))
         shown_src = item.source.decode("utf-8", "backslashreplace")
+        shown_dest = shown(item.dest)
         try:
             st = os.stat(item.source)
         except OSError as exc:
             report.failed += 1
             report.plan.append(PlanItem("fail", shown_src, item.asset_id, reason=f"cannot read: {exc.strerror}"))
             continue
+        if _same_file(item.dest, st):
+            report.failed += 1
+            report.plan.append(PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
+                                        reason="the backup destination is the source file itself "
+                                               "(backup_root holds the library root); nothing copied"))
+            continue
+        if _inside(item.source, trees):
+            report.skipped += 1
+            report.plan.append(PlanItem("skip", shown_src, item.asset_id, source=shown_src,
+                                        reason="inside backup_root: a backup copy is not backed up again"))
+            continue
         if os.path.lexists(item.dest):
             if _recorded(conn, item, st) or _same(item.source, item.dest, st.st_size):
                 report.skipped += 1
-                report.plan.append(PlanItem("skip", str(item.dest), item.asset_id, source=shown_src,
+                report.plan.append(PlanItem("skip", shown_dest, item.asset_id, source=shown_src,
                                             reason="already backed up"))
             else:
                 report.conflicts += 1
-                report.plan.append(PlanItem("conflict", str(item.dest), item.asset_id, source=shown_src,
+                report.plan.append(PlanItem("conflict", shown_dest, item.asset_id, source=shown_src,
                                             reason="a different file has this name; left untouched"))
             continue
-        report.plan.append(PlanItem("copy", str(item.dest), item.asset_id, source=shown_src))
+        report.plan.append(PlanItem("copy", shown_dest, item.asset_id, source=shown_src))
         if dry_run:
             report.copied += 1
             report.bytes_copied += st.st_size
@@ -114,12 +128,13 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
         try:
             digest = verified_copy(item.source, item.dest)
         except DestinationExists as exc:
-            report.plan[-1] = PlanItem("conflict", str(item.dest), item.asset_id, source=shown_src, reason=str(exc))
+            report.plan[-1] = PlanItem("conflict", shown_dest, item.asset_id, source=shown_src,
+                                       reason=shown(str(exc)))
             report.conflicts += 1
             continue
         except (OSError, Exception) as exc:  # one bad file must not stop a backup of thousands
-            report.plan[-1] = PlanItem("fail", str(item.dest), item.asset_id, source=shown_src,
-                                       reason=getattr(exc, "strerror", None) or str(exc))
+            report.plan[-1] = PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
+                                       reason=shown(getattr(exc, "strerror", None) or str(exc)))
             report.failed += 1
             continue
         report.copied += 1
@@ -127,14 +142,14 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
         with db.transaction():
             conn.execute(
                 "INSERT INTO backups (asset_id, source, dest, size, hash, copied_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (item.asset_id, shown_src, str(item.dest), st.st_size, digest, time.time()))
+                (item.asset_id, shown_src, shown_dest, st.st_size, digest, time.time()))
     return report
 
 
 def _recorded(conn: Any, item: _Item, st: os.stat_result) -> bool:
     """A verified copy we made ourselves, with source and destination untouched since: no need to rehash."""
     row = conn.execute("SELECT size, copied_at FROM backups WHERE asset_id = ? AND dest = ? ORDER BY id DESC"
-                       " LIMIT 1", (item.asset_id, str(item.dest))).fetchone()
+                       " LIMIT 1", (item.asset_id, shown(item.dest))).fetchone()
     if row is None:
         return False
     try:
@@ -143,6 +158,33 @@ def _recorded(conn: Any, item: _Item, st: os.stat_result) -> bool:
         return False
     return (row[0] == st.st_size == dst.st_size and st.st_mtime_ns == dst.st_mtime_ns
             and st.st_mtime <= row[1])
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as text SQLite and JSON accept: bytes that are not UTF-8 (surrogates) as backslash escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _same_file(dest: Path, st: os.stat_result) -> bool:
+    """``dest`` is the source itself (or a hard link to it): no backup at all, whatever its content says."""
+    try:
+        d = os.stat(dest)
+    except OSError:
+        return False
+    return (d.st_dev, d.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _backup_trees(root: Path, names: Iterable[str]) -> list[bytes]:
+    """The folders this backup writes into (``backup_root/<root name>/``), as they are and resolved."""
+    out = set()
+    for base in (os.fsencode(root), os.fsencode(os.path.realpath(root))):
+        out.update(base.rstrip(b"/") + b"/" + os.fsencode(n) + b"/" for n in names)
+    return sorted(out)
+
+
+def _inside(source: bytes, trees: list[bytes]) -> bool:
+    """A catalogued file that lies in the backup's own tree (backup_root inside a scanned root)."""
+    return any(source.startswith(t) for t in trees)
 
 
 def _same(src: bytes, dest: Path, size: int) -> bool:

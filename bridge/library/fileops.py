@@ -9,7 +9,7 @@ from pathlib import Path
 
 import xxhash
 
-from ..errors import MediaIdxError
+from ..errors import MediaIdxError, UsageError
 
 CHUNK = 4 * 1024 * 1024
 
@@ -80,3 +80,13 @@ def same_content(a: str | bytes | os.PathLike[str], b: str | bytes | os.PathLike
     except OSError:
         return False
     return hash_file(a) == hash_file(b)
+
+
+def check_folder_target(folder: Path) -> None:
+    """Refuse, before anything is planned or copied, a destination folder that is (or lies under) a file:
+    every copy into it would fail, while a dry run would have promised them."""
+    for p in (folder, *folder.absolute().parents):
+        if os.path.lexists(p):
+            if not os.path.isdir(p):
+                raise UsageError(f"{folder}: cannot be a folder ({p} is a file)")
+            return

@@ -249,6 +249,8 @@ def probe_image(src: Source) -> dict[str, Any]:
         raise
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError, struct.error...)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if reason.startswith("cannot identify image file"):  # Pillow appends the repr of our file object
+            reason = "unknown format or corrupt data"
         if warnings:
             raise ProbeError(f"image looks truncated or corrupt ({reason})") from None
         raise ProbeError(f"not a readable image ({reason})") from None

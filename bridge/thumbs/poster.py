@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +71,22 @@ def _candidate(img: Image.Image, t: float | None) -> Candidate:
     return c
 
 
+def _local_path(source: str | bytes | os.PathLike[str]) -> str:
+    """The path of a regular, non-empty file: a FIFO or device named .mp4 is refused (opening one would
+    block or read forever) and an empty file gets its own reason."""
+    path = os.fsdecode(os.fspath(source))
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ThumbnailError("not a regular file")
+    if st.st_size == 0:
+        raise ThumbnailError("empty file (0 bytes)")
+    return path
+
+
 def _open(source: Source) -> Any:
     if isinstance(source, str | bytes | os.PathLike):
-        path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
-        if os.path.getsize(path) == 0:
-            raise ThumbnailError("empty file (0 bytes)")
-        src: Any = path
+        # 'file:' keeps libavformat from reading a name like 'a:b.mp4' or 'concat:...' as a protocol
+        src: Any = "file:" + _local_path(source)
     else:
         src = source
     try:
@@ -194,10 +205,7 @@ def still_thumbnail(source: Source, *, max_size: int) -> Image.Image:
 
     ensure_heif()
     if isinstance(source, str | bytes | os.PathLike):
-        path = os.fsdecode(source) if isinstance(source, bytes) else os.fspath(source)
-        if os.path.getsize(path) == 0:
-            raise ThumbnailError("empty file (0 bytes)")
-        src: Any = path
+        src: Any = _local_path(source)
     else:
         src = source
     try:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog
-from ..catalog.search import SearchFilters, native_path
+from ..catalog.search import SearchFilters, native_path, where_clause
 from ..errors import MediaIdxError
+from ..models import PlanItem
 from ..scan import ProgressFn, ScanEvent
 from .spec import FILTER_FIELDS, Step, parse
 
@@ -69,19 +70,19 @@ def _sync_album(ix: MediaIndexer, step: Step, dry: bool, progress: ProgressFn | 
     from ..library.album import AlbumFile, capture_time, files_in_folder, sync_album
 
     p = step.params
+    unread: list[PlanItem] = []
     if "source" in p:
-        files = files_in_folder(p["source"])
+        files = files_in_folder(p["source"], unread)
     else:
         query, flt = _filters({k: v for k, v in p.items() if k != "root"})  # here root is the destination
-        flt.limit = 10_000
         db = Catalog(ix.catalog_path, readonly=True)
         try:
             if p.get("assets"):
                 ids = [int(a) for a in p["assets"]]
             else:
-                from ..catalog.search import search
-
-                ids = [a.id for a in search(db.conn, query, flt)]
+                # every match, not one search page: an album of 25,000 photos must get all of them
+                source, where, params = where_clause(query, flt)
+                ids = [i for (i,) in db.conn.execute(f"SELECT a.id{source}{where} ORDER BY a.id", params)]
             files = []
             for asset_id in ids:
                 url, rel = native_path(db.conn, asset_id)
@@ -93,6 +94,8 @@ def _sync_album(ix: MediaIndexer, step: Step, dry: bool, progress: ProgressFn | 
     report = sync_album(files, p["root"], p["category"], mode=p.get("mode", "copy"),
                         pattern=p.get("pattern", "{date:%Y-%m-%d_%H%M%S}"), dry_run=dry,
                         progress=_progress_adapter(progress, "sync_album"))
+    report.plan.extend(unread)  # subfolders never listed: the step must not look complete
+    report.failed += len(unread)
     result = report.to_dict()
     if report.failed:
         raise StepFailed(f"{report.failed} file(s) could not be placed", result)

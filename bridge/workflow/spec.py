@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import WorkflowError
 
-STR, BOOL, INT, NUM, LIST, STRS = "string", "boolean", "integer", "number", "list", "string or list of strings"
+STR, BOOL, INT, NUM, STRS = "string", "boolean", "integer", "number", "string or list of strings"
+LIST = "list of asset ids (integers)"
 
 FILTER_FIELDS = {
     "query": STR, "kind": STR, "codec": STR, "resolution": STR, "min_duration": NUM, "max_duration": NUM,
@@ -86,7 +87,7 @@ def _type_ok(value: Any, kind: str) -> bool:
     if kind == NUM:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == LIST:
-        return isinstance(value, list)
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if kind == STRS:
         return isinstance(value, str) or (isinstance(value, list) and value != []
                                           and all(isinstance(v, str) for v in value))
@@ -104,7 +105,9 @@ def parse(spec: Any, check: Callable[[list[Step]], None] | None = None) -> tuple
         if extra:
             raise WorkflowError(f"workflow: unknown field(s) {', '.join(sorted(extra))}")
         steps_in = spec["workflow"]
-        continue_on_error = bool(spec.get("continue_on_error", False))
+        continue_on_error = spec.get("continue_on_error", False)
+        if not isinstance(continue_on_error, bool):  # "no" must not quietly mean true
+            raise WorkflowError(f"workflow: field 'continue_on_error' must be a boolean, not {continue_on_error!r}")
         if not isinstance(steps_in, list):
             raise WorkflowError("workflow: 'workflow' must be a list of steps")
     elif isinstance(spec, dict):
@@ -145,5 +148,46 @@ def _step(index: int, raw: Any) -> Step:
                             "('assets', 'query' or 'tags'), not both or neither")
     if action == "sync_album" and raw.get("mode", "copy") not in ("copy", "link", "hardlink"):
         raise WorkflowError(f"{label}: field 'mode' must be copy, link or hardlink")
+    if action == "sync_album":
+        _check_album(label, raw)
+    if action in ("backup", "sync_album"):
+        _check_filters(label, raw)
     params = {k: v for k, v in raw.items() if k not in COMMON}
     return Step(index, action, params, raw.get("name"), bool(raw.get("dry_run", False)))
+
+
+def _check_album(label: str, raw: dict[str, Any]) -> None:
+    """The category and name pattern of a sync_album step, checked before any step runs (not at its first file)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..library.album import AlbumFile, target_name
+
+    category = raw["category"]
+    if not category.strip() or Path(category).is_absolute() or any(p in ("..", ".") for p in Path(category).parts):
+        raise WorkflowError(f"{label}: field 'category' must be a folder name inside the root, not {category!r}")
+    if "pattern" in raw:
+        try:
+            target_name(raw["pattern"], AlbumFile("x.jpg", None, "camera"), dt.datetime(2000, 1, 2, 3, 4, 5))
+        except UsageError as exc:
+            raise WorkflowError(f"{label}: field 'pattern': {exc}") from None
+
+
+def _check_filters(label: str, raw: dict[str, Any]) -> None:
+    """Filter values the catalog search would refuse (a bad date or resolution), one field at a time so the
+    error names it, before any step runs."""
+    from ..catalog.search import SearchFilters, where_clause
+    from ..errors import UsageError
+
+    for fname, value in raw.items():
+        if fname not in FILTER_FIELDS or fname == "root":
+            continue
+        try:
+            if fname == "query":
+                where_clause(value, SearchFilters())
+            else:
+                where_clause(None, SearchFilters(**{fname: [value] if fname == "tags" and isinstance(value, str)
+                                                    else value}))
+        except UsageError as exc:
+            raise WorkflowError(f"{label}: field '{fname}': {exc}") from None
