@@ -246,6 +246,8 @@ class MediaIndexer:
 
     def note(self, ref: str | int, text: str | None, *, dry_run: bool = False) -> ChangeResult:
         """Replace the asset's note (None or "" clears it)."""
+        if text:
+            usermeta.check_text(text, "note")
         db = self._db_for(dry_run)
         asset_id = search_mod.resolve(db.conn, ref)
         old = db.conn.execute("SELECT note FROM assets WHERE id = ?", (asset_id,)).fetchone()[0]

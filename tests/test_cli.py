@@ -117,6 +117,14 @@ def test_errors_are_one_line_with_exit_codes(lib: Path, cat: Path, tmp_path: Pat
     (tmp_path / "junk.mp4").write_text("not a video")
     r = run("probe", str(tmp_path / "junk.mp4"))
     assert r.returncode == 1 and "not a media file" in r.stderr and "Traceback" not in r.stderr
+    assert str(tmp_path / "junk.mp4") in r.stderr  # which file, when a script probes many
+    r = run("probe", str(tmp_path))
+    assert r.returncode == 1 and f"{tmp_path}: not a regular file" in r.stderr
+    (tmp_path / "latin1.json").write_bytes(b'{"action": "stats", "name": "caf\xe9"}')
+    r = run("--catalog", str(cat), "run", str(tmp_path / "latin1.json"))
+    assert r.returncode == 2 and "not UTF-8" in r.stderr and "Traceback" not in r.stderr
+    r = run("--catalog", str(cat), "search", "--from", "2024-13-01")
+    assert r.returncode == 2 and "no such day" in r.stderr
 
 
 def test_probe_json(lib: Path) -> None:

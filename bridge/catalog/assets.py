@@ -268,6 +268,15 @@ def move_asset(conn: sqlite3.Connection, asset_id: int, *, folder_id: int, name:
     conn.execute("UPDATE asset_fts SET name = ?, path = ? WHERE rowid = ?", (_text(name), fts_path, asset_id))
 
 
+def rename_displaced(conn: sqlite3.Connection, asset_id: int) -> None:
+    """Another file took this asset's name (renamed or moved over it): the row keeps its id and user data under
+    a name no other row of the folder has, "NAME (replaced, #ID)", until the scan finds where it went."""
+    (name,) = conn.execute("SELECT name FROM assets WHERE id = ?", (asset_id,)).fetchone()
+    name += b" (replaced, #%d)" % asset_id  # bytes: || in SQL would turn the BLOB into TEXT
+    conn.execute("UPDATE assets SET name = ? WHERE id = ?", (name, asset_id))
+    conn.execute("UPDATE asset_fts SET name = ? WHERE rowid = ?", (_text(name), asset_id))
+
+
 def set_missing_fingerprint(conn: sqlite3.Connection, asset_id: int, fingerprint: bytes) -> None:
     """Record a fingerprint computed outside a scan (``mediaidx analyze`` on a row that had none), so
     what is stored about the content can be matched with the content."""

@@ -32,6 +32,10 @@ def resolve_root(conn: sqlite3.Connection, given: str | os.PathLike[str]) -> tup
         local = text[len("file://"):] if text.startswith("file://") else text
         candidates.append(os.fsdecode(os.path.abspath(os.fsencode(os.path.expanduser(local))).rstrip(b"/") or b"/"))
     for c in candidates:
+        try:
+            c.encode("utf-8")
+        except UnicodeEncodeError:
+            continue  # not valid UTF-8 ($'\xff' on a shell): no root's URL is spelt so
         row = conn.execute("SELECT id, url FROM roots WHERE url = ?", (c,)).fetchone()
         if row:
             return int(row[0]), str(row[1])

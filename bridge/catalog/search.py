@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, UsageError
+from ..mediatypes import KINDS
 from ..models import Asset
 from ..storage import join
+from .usermeta import check_text
 
 RESOLUTIONS = {  # label -> minimum long side, minimum short side
     "8k": (7680, 0), "6k": (5760, 0), "4k": (3840, 0), "uhd": (3840, 0), "2k": (2048, 0),
@@ -78,6 +81,8 @@ FROM = " FROM assets a JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id
 FROM_FTS = (" FROM asset_fts CROSS JOIN assets a ON a.id = asset_fts.rowid JOIN folders f ON f.id = a.folder_id"
             " JOIN roots r ON r.id = f.root_id")
 RANK_LIMIT = 2000  # above this many matches, relevance ranking costs more than it tells: newest first instead
+STATUSES = ("ok", "unprobed", "failed", "missing")
+MAX_SQL_INT = 2**63 - 1  # larger Python ints cannot be bound to SQLite (OverflowError)
 
 
 def fts_query(text: str) -> str | None:
@@ -98,14 +103,17 @@ def fts_query(text: str) -> str | None:
     if not positives:
         return None
     q = " AND ".join(positives)
-    for n in negatives:
-        q = f"({q}) NOT {n}"
+    if negatives:  # one flat OR: nesting a NOT per word overflows the FTS5 parser at a few hundred words
+        q = f"({q}) NOT ({' OR '.join(negatives)})"
     return q
 
 
 def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[Any]]:
     """(FROM ..., WHERE ..., parameters) for a query and filters."""
     source, where, params = FROM, [], []
+    for text in (flt.kind, flt.codec, flt.resolution, flt.camera, flt.status, flt.root, *flt.tags):
+        if isinstance(text, str):
+            check_text(text, "filter")  # a shell argument such as $'\xff' (a lone surrogate) fails in SQLite
     if query and query.strip():
         match = fts_query(query)
         if match is None:
@@ -113,6 +121,10 @@ def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[
         source = FROM_FTS
         where.append("asset_fts MATCH ?")
         params.append(match)
+    if flt.status and flt.status not in STATUSES:
+        raise UsageError(f"unknown status {flt.status!r} (use {', '.join(STATUSES)})")
+    if flt.kind and flt.kind not in KINDS:
+        raise UsageError(f"unknown kind {flt.kind!r} (use {', '.join(KINDS)})")
     if flt.status:
         where.append("a.status = ?")
         params.append(flt.status)
@@ -165,6 +177,8 @@ def _resolution_clause(value: str, params: list[Any]) -> str:
     m = re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", v)
     if m:
         w, h = int(m.group(1)), int(m.group(2))
+        if max(w, h) > 1_000_000:
+            raise UsageError(f"resolution {value!r} is too large")
         params += [max(w, h), min(w, h)]
         return "(max(a.width, a.height) >= ? AND min(a.width, a.height) >= ?)"
     if v not in RESOLUTIONS:
@@ -180,6 +194,10 @@ def _date_bound(value: str, *, low: bool) -> str:
     v = value.strip()
     if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", v):
         raise UsageError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+    try:  # the shape alone lets 2024-13-01 through, which would quietly match nothing
+        dt.date.fromisoformat(v if len(v) == 10 else (v + "-01-01")[:10])
+    except ValueError:
+        raise UsageError(f"bad date {value!r}: no such day") from None
     if len(v) == 4:
         return f"{v}-01-01" if low else f"{v}-12-31"
     if len(v) == 7:
@@ -204,7 +222,8 @@ def search(conn: sqlite3.Connection, query: str | None, flt: SearchFilters, thum
         order = f"{SORTS[sort]} {direction} NULLS LAST, a.id {direction}"
     limit = max(0, min(int(flt.limit), 10_000))
     sql = f"SELECT {ASSET_COLUMNS}{source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
-    return [row_to_asset(r, thumbs_dir) for r in conn.execute(sql, [*params, limit, max(0, int(flt.offset))])]
+    offset = min(max(0, int(flt.offset)), MAX_SQL_INT)
+    return [row_to_asset(r, thumbs_dir) for r in conn.execute(sql, [*params, limit, offset])]
 
 
 def _many_matches(conn: sqlite3.Connection, match: str) -> bool:
@@ -241,8 +260,11 @@ def get_asset(conn: sqlite3.Connection, asset_id: int, thumbs_dir: Path | None =
 
 def resolve(conn: sqlite3.Connection, ref: str | int) -> int:
     """An asset id from an id, a path (absolute or relative to the working directory) or a remote URL."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and not os.path.exists(ref)):
+    # ASCII digits only: str.isdigit() also accepts '²' or '①', which int() refuses
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit() and not os.path.exists(ref)):
         asset_id = int(ref)
+        if not 0 < asset_id <= MAX_SQL_INT:  # too large for SQLite: no such asset either
+            raise NotFoundError(f"no asset with id {asset_id}")
         if conn.execute("SELECT 1 FROM assets WHERE id = ?", (asset_id,)).fetchone() is None:
             raise NotFoundError(f"no asset with id {asset_id}")
         return asset_id

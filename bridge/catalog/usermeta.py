@@ -10,10 +10,21 @@ from ..errors import UsageError
 from .assets import refresh_user_text
 
 
+def check_text(text: str, what: str) -> str:
+    """User text must be storable as UTF-8: bytes that are not (a shell argument such as $'\\xff' arrives as
+    a lone surrogate) are refused with one line instead of failing inside SQLite."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UsageError(f"{what} '{shown}' is not valid UTF-8 text") from None
+    return text
+
+
 def clean_tags(tags: Iterable[str]) -> list[str]:
     out: list[str] = []
     for t in tags:
-        t = " ".join(t.split())
+        t = " ".join(check_text(t, "tag").split())
         if not t:
             continue
         if len(t) > 100:
@@ -68,6 +79,8 @@ def set_rating(conn: sqlite3.Connection, asset_id: int, rating: int | None) -> N
 
 
 def set_note(conn: sqlite3.Connection, asset_id: int, note: str | None) -> None:
+    if note:
+        check_text(note, "note")
     conn.execute("UPDATE assets SET note = ? WHERE id = ?", (note or None, asset_id))
     _touch(conn, asset_id)
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import MediaIdxError, UsageError
+from ..errors import MediaIdxError, ProbeError, UsageError
 from ..indexer import ChangeResult, MediaIndexer
 from . import render
 from .options import DryOpt, JsonOpt
@@ -98,7 +98,11 @@ def probe(
     as_json: JsonOpt = False,
 ) -> None:
     """Probe one file in-process: streams, codecs, timecode, dates, camera, GPS, EXIF."""
-    result = _ix(ctx).probe(file)
+    try:
+        result = _ix(ctx).probe(file)
+    except ProbeError as exc:
+        msg = str(exc)  # the probe's reasons are about the content; one line must also say which file
+        raise ProbeError(msg if msg.startswith(file) else f"{file}: {msg}") from None
     if as_json:
         render.print_json(result)
         return
@@ -244,7 +248,7 @@ def rate(
     """Rate an asset 0-5."""
     if rating.lower() in ("clear", "none", "-"):
         value = None
-    elif rating.isdigit():
+    elif rating.isascii() and rating.isdigit():  # not '²': int() refuses what isdigit() alone accepts
         value = int(rating)
     else:
         raise UsageError(f"rating must be 0 to 5 or 'clear', not {rating!r}")
@@ -347,6 +351,8 @@ def run(
         text = sys.stdin.read() if str(workflow) == "-" else workflow.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{workflow}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{workflow}: not UTF-8 text (byte {exc.start}); workflows are JSON in UTF-8") from None
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:

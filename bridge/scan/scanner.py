@@ -39,6 +39,7 @@ from ..mediatypes import kind_of
 from ..models import PlanItem, ScanSummary
 from ..procs import decoder_context
 from ..storage import FileStat, FolderError, Listing, Storage, join, open_storage
+from ..storage.base import BROKEN_SYMLINK
 from .analyze import Outcome, Task, analyze, thumb_relpath, worker_init
 from .lock import ScanLock
 
@@ -88,6 +89,7 @@ class _Folder:
     deferred: bool = False         # has vanished files or move candidates: settled after the walk
     listed: bool = False
     lost: bool = False             # some file could not be read (storage unreachable): never settled
+    kept: bool = False             # a catalogued file listed only as an issue (not read, not followed) was kept
     fresh: bool = False            # new to the catalog: created by this scan, so it had no rows
     # (probed, thumbed) when this scan wrote every row of the folder itself (a new folder whose files all
     # went in unread): settling it then needs no query
@@ -114,6 +116,7 @@ class _RootState:
     folders: dict[bytes, rows.FolderRow] = field(default_factory=dict)
     visited: set[bytes] = field(default_factory=set)
     unreadable: list[bytes] = field(default_factory=list)
+    left_alone: set[bytes] = field(default_factory=set)  # entries listed as issues: still there
     deferred: list[_Folder] = field(default_factory=list)
     files_seen: int = 0
     complete: bool = True
@@ -146,6 +149,9 @@ class Scanner:
         self._state_by_future: dict[Future[Outcome], _RootState] = {}
         self._max_inflight = 8
         self._plan_items: list[PlanItem] = []
+        self._storages: dict[str, Storage] = {}     # this scan's roots by URL
+        self._moved_away: set[int] = set()          # rows moved here from a root this scan reaches later
+        self._mounted: dict[str, bool] = {}
 
     # -- public ------------------------------------------------------------------------------------------
     def scan(self, roots: Iterable[str | os.PathLike[str]]) -> ScanSummary:
@@ -158,6 +164,7 @@ class Scanner:
             storage = open_storage(root, follow_symlinks=self.opts.follow_symlinks)
             summary.roots.append(storage.url)
             storages.append(storage)
+        self._storages = {s.url: s for s in storages}
         lock = contextlib.nullcontext() if self.dry else ScanLock(self.catalog.path)
         with lock:
             if not self.dry:
@@ -185,6 +192,7 @@ class Scanner:
     def _scan_root(self, storage: Storage, summary: ScanSummary) -> None:
         try:
             storage.check()
+            self._check_not_inside_a_root(storage)
         except RootUnavailableError as exc:
             summary.add_issue(storage.url, str(exc).removeprefix(storage.url + ": "))
             summary.complete = False
@@ -217,6 +225,12 @@ class Scanner:
                                      f"{st.not_read} files not read; the next scan resumes")
         except Cancelled:
             st.complete = False
+        except RootUnavailableError as exc:
+            # e.g. an unmounted share among several roots: reported like a missing root, the others are scanned
+            status, st.complete = "failed", False
+            if len(summary.roots) == 1:
+                raise
+            summary.add_issue(storage.url, str(exc).removeprefix(storage.url + ": "))
         except MediaIdxError:
             status = "failed"
             raise
@@ -233,12 +247,30 @@ class Scanner:
                                       (time.time(), _summary_json(summary), root_id))
                 self._commit()
 
+    def _check_not_inside_a_root(self, storage: Storage) -> None:
+        """A local folder that is a catalog root under another name (a symlink to it) or lies inside one would
+        be indexed a second time: every file twice, ratings and tags split between the copies. Refused."""
+        local = storage.local_path(b"")
+        if local is None or rows.find_root(self.conn, storage.url) is not None:
+            return
+        real = os.path.realpath(local)
+        for (url,) in self.conn.execute("SELECT url FROM roots ORDER BY url"):
+            if "://" in url:
+                continue
+            other = os.path.realpath(os.fsencode(url))
+            if other == real:
+                raise RootUnavailableError(f"{storage.url}: the same folder as the catalog's root {url} "
+                                           f"(through a symbolic link): scan {url}")
+            if real.startswith(other.rstrip(b"/") + b"/"):
+                raise RootUnavailableError(f"{storage.url}: inside the catalog's root {url}, which would index it "
+                                           f"twice: scan {url} (its folders are scanned with it)")
+
     def _create_temp_tables(self) -> None:
         self.conn.executescript(
             "DROP TABLE IF EXISTS temp.vanished; DROP TABLE IF EXISTS temp.candidates;"
             "CREATE TEMP TABLE vanished (asset_id INTEGER PRIMARY KEY, relpath BLOB);"
             "CREATE TEMP TABLE candidates (id INTEGER PRIMARY KEY, folder BLOB, name BLOB, kind TEXT,"
-            " size INTEGER, mtime_ns INTEGER, inode INTEGER, device INTEGER, fingerprint BLOB);")
+            " size INTEGER, mtime_ns INTEGER, inode INTEGER, device INTEGER, fingerprint BLOB, replaces INTEGER);")
 
     # -- walking -----------------------------------------------------------------------------------------
     def _walk(self, st: _RootState) -> None:
@@ -270,6 +302,8 @@ class Scanner:
         for path, reason in listing.issues:
             st.summary.skipped += 1
             st.summary.add_issue(st.storage.display(path), reason)
+            if reason != BROKEN_SYMLINK:
+                st.left_alone.add(path)
         self._emit(ScanEvent("walk", st.storage.url, folders=len(st.visited), files=st.files_seen,
                              work_done=self._work_done, work_total=self._work_total,
                              path=st.storage.display(listing.relpath)))
@@ -306,8 +340,12 @@ class Scanner:
         if new:
             self._new_files(st, folder, new)
         for old in known.values():
-            if old.status != "missing":
-                self._vanish(folder, old)
+            if old.status == "missing":
+                continue
+            if join(folder.relpath, old.name) in st.left_alone:  # e.g. a symlink a scan without
+                folder.kept = True                               # --follow-symlinks does not read: not gone
+                continue
+            self._vanish(folder, old)
         folder.listed = True
         if folder.deferred:
             st.deferred.append(folder)
@@ -342,6 +380,8 @@ class Scanner:
                 self._complete_if_needed(st, folder, f, old)
                 return
             same = False
+        if not same and self._replaced(st, folder, f, old):
+            return
         if not same:
             self._submit(st, _Work("change", folder, f, old.kind, old.id))
             return
@@ -427,6 +467,38 @@ class Scanner:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (folder.relpath, f.name, kind, f.size, f.mtime_ns, f.inode, f.device, fingerprint))
         folder.deferred = True
+
+    def _replaced(self, st: _RootState, folder: _Folder, f: FileStat, old: rows.AssetRow) -> bool:
+        """Another file now has this name (``mv b.mov a.mov``, two names swapped): when it is a catalogued file
+        that moved here, the row of the file that had the name is treated as vanished and the listed file as a
+        move candidate, so each row, and its rating, tags and notes, stays with its content. An edit in place
+        (same inode) or new content is a plain change, as before. True when deferred to the resolve step."""
+        if (old.inode is None or f.inode is None or old.inode == f.inode or old.device != f.device
+                or not f.size or old.status == "missing"):
+            return False
+        has_fp = self.conn.execute(
+            "SELECT max(fingerprint IS NOT NULL) FROM assets WHERE size = ? AND id < ? AND id != ?",
+            (f.size, self._first_new_id, old.id)).fetchone()[0]
+        if has_fp is None:
+            return False  # no other catalogued file of this size: new content for this row
+        fingerprint = None
+        if has_fp:
+            out = analyze(self._task(st, join(folder.relpath, f.name), f, old.kind, fingerprint_only=True))
+            if out.unreachable or out.vanished:
+                return False  # the change path deals with it as before
+            fingerprint = out.fingerprint
+        match = self.conn.execute(
+            "SELECT 1 FROM assets WHERE size = ? AND id < ? AND id != ? AND ((device = ? AND inode = ? AND mtime_ns = ?)"
+            " OR (fingerprint IS NOT NULL AND fingerprint = ?)) LIMIT 1",
+            (f.size, self._first_new_id, old.id, f.device, f.inode, f.mtime_ns, fingerprint)).fetchone()
+        if match is None:
+            return False
+        self.conn.execute(
+            "INSERT INTO temp.candidates (folder, name, kind, size, mtime_ns, inode, device, fingerprint, replaces)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (folder.relpath, f.name, old.kind, f.size, f.mtime_ns, f.inode, f.device, fingerprint, old.id))
+        self._vanish(folder, old)
+        return True
 
     def _vanish(self, folder: _Folder, old: rows.AssetRow) -> None:
         self.conn.execute("INSERT OR IGNORE INTO temp.vanished (asset_id, relpath) VALUES (?, ?)",
@@ -626,19 +698,31 @@ class Scanner:
         self._emit(ScanEvent("resolve", st.storage.url, folders=len(st.visited), files=st.files_seen))
         if st.complete:
             self._vanish_unvisited(st)
-        taken: set[int] = set()
+        taken: set[int] = set(self._moved_away)
         cands = self.conn.execute(
-            "SELECT id, folder, name, kind, size, mtime_ns, inode, device, fingerprint FROM temp.candidates"
+            "SELECT id, folder, name, kind, size, mtime_ns, inode, device, fingerprint, replaces FROM temp.candidates"
             " ORDER BY id").fetchall()
         folders_by_rel = {f.relpath: f for f in st.deferred}
-        for _cid, folder_rel, name, kind, size, mtime_ns, inode, device, fingerprint in cands:
+        # candidates that took over a catalogued file's name and did not move from anywhere: after all moves
+        unmatched: list[tuple[_Folder, FileStat, str, bytes | None, int]] = []
+        for _cid, folder_rel, name, kind, size, mtime_ns, inode, device, fingerprint, replaces in cands:
             self._check_cancel()
             stat = FileStat(name, size, mtime_ns, inode, device)
             folder = folders_by_rel[folder_rel]
-            old = self._move_source(size, mtime_ns, inode, device, fingerprint, taken)
+            old = self._move_source(size, mtime_ns, inode, device, fingerprint,
+                                    taken if replaces is None else taken | {replaces})
+            if old is None and replaces is not None:
+                unmatched.append((folder, stat, kind, fingerprint, replaces))
+                continue
+            if old is None:
+                old = self._gone_from_a_later_root(st, size, mtime_ns, inode, device, fingerprint, taken)
+                if old is not None:
+                    self._moved_away.add(old[0])
             if old is None:
                 self._submit(st, _Work("add", folder, stat, kind), fingerprint=fingerprint)
                 continue
+            if replaces is not None and replaces not in taken and not self.dry:
+                rows.rename_displaced(self.conn, replaces)  # its name is this file's now (same transaction)
             old_id, old_rel = old
             taken.add(old_id)
             self.conn.execute("DELETE FROM temp.vanished WHERE asset_id = ?", (old_id,))
@@ -650,6 +734,9 @@ class Scanner:
                                 fts_path=rows.fts_path(st.storage.url, folder_rel))
                 self._ops += 1
                 self._maybe_commit()
+        self._fall_back(st, unmatched, taken)
+        if self._moved_away:  # (dry runs) rows an earlier root of this scan took over are not missing here
+            self.conn.executemany("DELETE FROM temp.vanished WHERE asset_id = ?", ((i,) for i in self._moved_away))
         gone = self.conn.execute("SELECT asset_id, relpath FROM temp.vanished ORDER BY relpath").fetchall()
         st.summary.missing += len(gone)
         for asset_id, relpath in gone:
@@ -657,6 +744,57 @@ class Scanner:
         if not self.dry and gone:
             rows.mark_missing(self.conn, (a for a, _ in gone))
             self._ops += len(gone)
+
+    def _fall_back(self, st: _RootState, unmatched: list[tuple[_Folder, FileStat, str, bytes | None, int]],
+                   taken: set[int]) -> None:
+        """A file that took over a name but did not move from anywhere: new content for the row that had the
+        name (as for an edit in place), or a new asset when that row moved away itself."""
+        for folder, stat, kind, fingerprint, replaces in unmatched:
+            if replaces in taken:
+                self._submit(st, _Work("add", folder, stat, kind), fingerprint=fingerprint)
+                continue
+            taken.add(replaces)
+            self.conn.execute("DELETE FROM temp.vanished WHERE asset_id = ?", (replaces,))
+            self._submit(st, _Work("change", folder, stat, kind, replaces), fingerprint=fingerprint)
+        unmatched.clear()
+
+    def _gone_from_a_later_root(self, st: _RootState, size: int, mtime_ns: int, inode: int | None,
+                                device: int | None, fingerprint: bytes | None, taken: set[int]
+                                ) -> tuple[int, str] | None:
+        """A file moved here from another root of this scan that is scanned after this one (``mediaidx scan``
+        goes through the roots in name order): its row, when that root is there and its file is gone."""
+        if len(self._storages) < 2:
+            return None
+        for asset_id, folder_rel, name, root_url in self.conn.execute(
+                "SELECT a.id, f.relpath, a.name, r.url FROM assets a JOIN folders f ON f.id = a.folder_id"
+                " JOIN roots r ON r.id = f.root_id"
+                " WHERE a.size = ? AND ((a.device = ? AND a.inode = ? AND a.mtime_ns = ?)"
+                " OR (a.fingerprint IS NOT NULL AND a.fingerprint = ?)) AND a.status != 'missing' AND a.id < ?"
+                " ORDER BY a.id", (size, device, inode, mtime_ns, fingerprint, self._first_new_id)):
+            other = self._storages.get(root_url)
+            if asset_id in taken or other is None or other is st.storage or not self._is_mounted(other):
+                continue
+            relpath = join(folder_rel, name)
+            try:
+                other.stat(relpath)
+            except FileNotFoundError:
+                return asset_id, other.display(relpath)
+            except OSError:
+                continue  # cannot tell: not a move
+        return None
+
+    def _is_mounted(self, storage: Storage) -> bool:
+        """The root answers and is not an empty mount point: only then does a file gone from it count as moved
+        (files copied off a share that is now unmounted stay where they are in the catalog)."""
+        if storage.url not in self._mounted:
+            try:
+                storage.check()
+                local = storage.local_path(b"")
+                mounted = local is None or bool(os.listdir(local))
+            except (RootUnavailableError, OSError):
+                mounted = False
+            self._mounted[storage.url] = mounted
+        return self._mounted[storage.url]
 
     def _move_source(self, size: int, mtime_ns: int, inode: int | None, device: int | None,
                      fingerprint: bytes | None, taken: set[int]) -> tuple[int, str] | None:
@@ -676,7 +814,8 @@ class Scanner:
     def _vanish_unvisited(self, st: _RootState) -> None:
         """Folders that were not listed at all (deleted, renamed) lose their files, unless unreadable."""
         for relpath, row in st.folders.items():
-            if relpath in st.visited or any(_under(relpath, bad) for bad in st.unreadable):
+            if (relpath in st.visited or any(_under(relpath, bad) for bad in st.unreadable)
+                    or _below_any(relpath, st.left_alone)):
                 continue
             self.conn.executemany(
                 "INSERT OR IGNORE INTO temp.vanished (asset_id, relpath) VALUES (?, ?)",
@@ -693,7 +832,7 @@ class Scanner:
 
     def _maybe_settle(self, folder: _Folder) -> None:
         """Write the folder's signature once the catalog fully matches its listing."""
-        if (self.dry or not folder.listed or folder.pending or folder.deferred or folder.lost
+        if (self.dry or not folder.listed or folder.pending or folder.deferred or folder.lost or folder.kept
                 or folder.folder_id is None):
             return
         rows.set_folder_state(self.conn, folder.folder_id, folder.signature, folder.file_count, folder.completeness)
@@ -747,6 +886,17 @@ class Scanner:
 
 def _under(path: bytes, folder: bytes) -> bool:
     return folder == b"" or path == folder or path.startswith(folder + b"/")
+
+
+def _below_any(path: bytes, tops: set[bytes]) -> bool:
+    """``path`` is one of ``tops`` or inside one (one set lookup per level, however many tops)."""
+    while True:
+        if path in tops:
+            return True
+        cut = path.rfind(b"/")
+        if cut < 0:
+            return False
+        path = path[:cut]
 
 
 def _summary_json(summary: ScanSummary) -> str:

@@ -60,6 +60,10 @@ class FolderError:
     reason: str
 
 
+# The one listing issue that means the entry is gone (a link whose target was deleted): any other skipped entry
+# (not readable, a symlink not followed) is still there, and the scan leaves its catalogued files alone.
+BROKEN_SYMLINK = "broken symlink"
+
 Accept = Callable[[bytes], bool]
 Known = dict[bytes, bytes]  # relpath -> signature the catalog holds
 

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from ..errors import RootUnavailableError
 from ..mediatypes import is_ignored_dir
-from .base import Accept, FileStat, FolderError, Known, Listing, Storage, join
+from .base import BROKEN_SYMLINK, Accept, FileStat, FolderError, Known, Listing, Storage, join
 
 
 def os_reason(exc: OSError) -> str:
@@ -48,6 +48,12 @@ class LocalStorage(Storage):
         return self.root + relpath if self.root.endswith(b"/") else self.root + b"/" + relpath
 
     def check(self) -> None:
+        try:
+            self.url.encode("utf-8")
+        except UnicodeEncodeError:
+            # the catalog stores a root as text; names below it may be any bytes
+            raise RootUnavailableError(f"{self.url.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')}"
+                                       ": the root's path is not valid UTF-8; scan a folder above it") from None
         try:
             st = os.stat(self.root)
         except FileNotFoundError:
@@ -138,7 +144,7 @@ class LocalStorage(Storage):
         try:
             st = entry.stat(follow_symlinks=True)
         except FileNotFoundError:
-            issues.append((relpath, "broken symlink"))
+            issues.append((relpath, BROKEN_SYMLINK))
             return
         except OSError as exc:
             issues.append((relpath, os_reason(exc)))
