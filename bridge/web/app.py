@@ -23,13 +23,24 @@ from .routes import assets, jobs, library, login, media, sessions
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+# The dashboard is never shown inside another page (its buttons could be clickjacked), embeds no plugin and
+# keeps its own base URL.
+CSP = "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_request",
               409: "conflict", 413: "bad_request", 415: "bad_request", 422: "bad_request", 503: "unavailable"}
 
 
+MAX_MESSAGE = 2000  # messages quote what was sent (a path, a workflow value): never a megabyte of it back
+
+
+def short(message: str) -> str:
+    """The message cut to MAX_MESSAGE characters, so an error stays one readable line whatever was sent."""
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 1] + "…"
+
+
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": HTTP_CODES.get(status, "internal"), "message": message}, **extra},
-                        status_code=status)
+    return JSONResponse({"error": {"code": HTTP_CODES.get(status, "internal"), "message": short(message)},
+                         **extra}, status_code=status)
 
 
 def _status_for(exc: MediaIdxError) -> int:
@@ -60,7 +71,8 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.exception_handler(MediaIdxError)
     async def _mediaidx_error(request: Request, exc: MediaIdxError) -> JSONResponse:
         if isinstance(exc, Busy) and exc.job is not None:  # the client can follow or cancel the running job
-            return JSONResponse({"error": {"code": "conflict", "message": str(exc), "job": exc.job}}, status_code=409)
+            return JSONResponse({"error": {"code": "conflict", "message": short(str(exc)), "job": exc.job}},
+                                status_code=409)
         return error(_status_for(exc), str(exc))
 
     @app.exception_handler(login.Unauthorized)
@@ -73,7 +85,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "request"
             problems.append(f"{where}: {e.get('msg', 'invalid')}")
-        return error(422, "; ".join(problems)[:2000] or "invalid request")
+        return error(422, "; ".join(problems) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -94,7 +106,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityMiddleware, token=ctx.token, check_host=ctx.check_host)

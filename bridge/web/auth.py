@@ -8,7 +8,9 @@ Checks run in one ASGI middleware, before routing, so no endpoint can forget the
 - without a token (loopback only), the ``Host`` header must name a loopback host, so a web page cannot
   reach the service through DNS rebinding;
 - a state-changing request whose ``Origin`` is another site is refused (no CSRF through a form post);
-- no CORS headers are ever sent, so other origins cannot read answers.
+- no CORS headers are ever sent, so other origins cannot read answers;
+- no answer may be framed by another page (``X-Frame-Options: DENY``; the dashboard also says
+  ``frame-ancestors 'none'`` in its Content-Security-Policy), so its buttons cannot be clickjacked.
 
 The token is never logged or echoed.
 """
@@ -74,7 +76,9 @@ def _cookie(scope: dict[str, Any], name: str) -> str | None:
     for part in raw.split(";"):
         k, _, v = part.strip().partition("=")
         if k == name:
-            return v
+            # Set-Cookie quotes a value with '/' or '=' (a base64 token): the browser sends the quotes back.
+            # A token never holds '"' or '\\', so dropping the quotes is the whole unquoting.
+            return v[1:-1] if len(v) >= 2 and v[0] == v[-1] == '"' else v
     return None
 
 
@@ -86,6 +90,14 @@ def request_token(scope: dict[str, Any]) -> str | None:
             return value.strip()
         return None
     return _cookie(scope, COOKIE)
+
+
+def _netloc(origin: str) -> str | None:
+    """host[:port] of an Origin header; None for one that does not parse ("http://[::1"), which is refused."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 def _hostname(host_header: str) -> str:
@@ -113,7 +125,7 @@ class SecurityMiddleware:
             return
         origin = _header(scope, b"origin")
         unsafe = scope.get("method", "GET") not in SAFE_METHODS
-        if unsafe and origin and urlsplit(origin).netloc.lower() != host.lower():  # "null" is cross-site too
+        if unsafe and origin and _netloc(origin) != host.lower():  # "null" is cross-site too
             await _deny(send, 403, "forbidden", "cross-site requests are not allowed")
             return
         public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
@@ -122,13 +134,26 @@ class SecurityMiddleware:
                         {"www-authenticate": "Bearer"})
             return
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
             await _deny(send, 413, "bad_request", f"request bodies are limited to {MAX_BODY} bytes")
             return
-        await self.app(scope, _limited(receive), send)
+        over = [False]  # set by _limited: the answer becomes the same 413 a too large Content-Length gets
+        await self.app(scope, _limited(receive, over), _unframeable(_too_large(send, over)))
 
 
-def _limited(receive: Any) -> Any:
+def _unframeable(send: Any) -> Any:
+    """No page of another site may frame ours: without a token (loopback) the framed dashboard's own requests
+    pass every check above, so a click on a disguised "Scan" or "Run" button would change the catalog."""
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"x-frame-options", b"DENY")]}
+        await send(message)
+
+    return wrapped
+
+
+def _limited(receive: Any, over: list[bool]) -> Any:
     """Stop reading a (chunked) body past MAX_BODY: the app sees a disconnect instead of filling memory."""
     seen = 0
 
@@ -138,15 +163,32 @@ def _limited(receive: Any) -> Any:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > MAX_BODY:
+                over[0] = True
                 return {"type": "http.disconnect"}
         return message
 
     return wrapped
 
 
+def _too_large(send: Any, over: list[bool]) -> Any:
+    """After a chunked body ran past MAX_BODY the app answers 400 ("error parsing the body"): say why instead."""
+    replaced = False
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        nonlocal replaced
+        if message["type"] == "http.response.start" and over[0]:
+            replaced = True
+            await _deny(send, 413, "bad_request", f"request bodies are limited to {MAX_BODY} bytes")
+        elif not replaced:
+            await send(message)
+
+    return wrapped
+
+
 async def _deny(send: Any, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"x-frame-options", b"DENY")]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -214,6 +214,14 @@ async function showAsset(id) {
   if (a.kind === "video" || a.kind === "audio") {
     media.append(h("div", { class: "row" }, h("button", { id: "play", onclick: () => {
       const v = h(a.kind === "video" ? "video" : "audio", { src: a.file_url, controls: true, autoplay: true, poster: a.hero_url });
+      v.addEventListener("error", async () => {  // a player says nothing of why: ask the service (one byte)
+        let why = "The browser cannot play this file's format.";
+        try {
+          const r = await fetch(a.file_url, { credentials: "same-origin", headers: { Range: "bytes=0-0" } });
+          if (!r.ok) why = (await r.json().catch(() => null))?.error?.message || `HTTP ${r.status}`;
+        } catch (e) { why = e.message; }
+        media.append(h("p", { class: "error", id: "play-error" }, why));
+      });
       media.replaceChildren(v);
     } }, "▶ Play")));
   }
@@ -229,9 +237,19 @@ async function showAsset(id) {
       onclick: () => setRating(i) }, "★"));
   }
   starBox.append(h("button", { class: "clear", onclick: () => setRating(null) }, "clear"), ratingValue);
+  // A refused change (a tag too long, a note too large, the service gone) says why, under the section.
+  const problem = (id) => h("p", { class: "error", id, hidden: true });
+  const ratingError = problem("rating-error"), tagError = problem("tag-error"), noteError = problem("note-error");
+  async function attempt(errorBox, fn) {
+    errorBox.hidden = true;
+    try { await fn(); return true; }
+    catch (e) { errorBox.textContent = e.message; errorBox.hidden = false; return false; }
+  }
   async function setRating(r) {
-    const out = await api(`/api/assets/${a.id}/rating`, { method: "PUT", json: { rating: r } });
-    paintStars(out.asset.rating);
+    await attempt(ratingError, async () => {
+      const out = await api(`/api/assets/${a.id}/rating`, { method: "PUT", json: { rating: r } });
+      paintStars(out.asset.rating);
+    });
   }
   paintStars(a.rating);
   // tags
@@ -241,12 +259,17 @@ async function showAsset(id) {
       h("button", { "aria-label": `remove ${t}`, onclick: () => changeTags({ remove: [t] }) }, "×"))));
     tagBox.append(tagInput);
   }
-  const tagInput = h("input", { id: "tag-input", placeholder: "add tag ⏎", size: 10, onkeydown: (ev) => {
-    if (ev.key === "Enter" && tagInput.value.trim()) { changeTags({ add: [tagInput.value.trim()] }); tagInput.value = ""; }
+  const tagInput = h("input", { id: "tag-input", placeholder: "add tag ⏎", size: 10, onkeydown: async (ev) => {
+    const typed = tagInput.value.trim();
+    if (ev.key === "Enter" && typed && await changeTags({ add: [typed] }) && tagInput.value.trim() === typed) {
+      tagInput.value = "";  // only once the tag is saved: a refused one stays there to correct
+    }
   } });
-  async function changeTags(body) {
-    const out = await api(`/api/assets/${a.id}/tags`, { json: body });
-    paintTags(out.asset.tags);
+  function changeTags(body) {
+    return attempt(tagError, async () => {
+      const out = await api(`/api/assets/${a.id}/tags`, { json: body });
+      paintTags(out.asset.tags);
+    });
   }
   paintTags(a.tags);
   // note
@@ -254,8 +277,9 @@ async function showAsset(id) {
   note.value = a.note || "";
   const saved = h("span", { class: "saved" });
   const saveNote = h("button", { id: "save-note", onclick: async () => {
-    await api(`/api/assets/${a.id}/note`, { method: "PUT", json: { note: note.value } });
-    saved.textContent = "saved"; setTimeout(() => (saved.textContent = ""), 1500);
+    if (await attempt(noteError, () => api(`/api/assets/${a.id}/note`, { method: "PUT", json: { note: note.value } }))) {
+      saved.textContent = "saved"; setTimeout(() => (saved.textContent = ""), 1500);
+    }
   } }, "Save note");
   // send to Blender
   await refreshSessions();
@@ -284,9 +308,9 @@ async function showAsset(id) {
             ["captured", a.captured_at], ["camera", [a.camera_make, a.camera_model].filter(Boolean).join(" ")],
             ["audio", a.has_audio === null ? "" : a.has_audio ? (a.audio_silent ? "yes (silent)" : "yes") : "no"],
             ["added", when(a.added_at)]])),
-        h("section", { class: "panel" }, h("h3", {}, "Rating"), starBox),
-        h("section", { class: "panel" }, h("h3", {}, "Tags"), tagBox),
-        h("section", { class: "panel" }, h("h3", {}, "Note"), note, h("div", { class: "row" }, saveNote, saved)),
+        h("section", { class: "panel" }, h("h3", {}, "Rating"), starBox, ratingError),
+        h("section", { class: "panel" }, h("h3", {}, "Tags"), tagBox, tagError),
+        h("section", { class: "panel" }, h("h3", {}, "Note"), note, h("div", { class: "row" }, saveNote, saved), noteError),
         h("section", { class: "panel" }, h("h3", {}, "Send to Blender"), send))));
 }
 

@@ -1,0 +1,50 @@
+"""A thumbnail made when it is asked for (the scan ran without --thumbs), for the web and ZeroMQ services.
+
+Both services serve what comes out to their clients, so the file is held to the same rule as a download:
+inside a catalog root once symlinks are resolved, and a regular file (a FIFO in its place would hold the
+request forever)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..catalog import search as search_mod
+from ..errors import NotFoundError
+
+if TYPE_CHECKING:
+    from ..indexer import MediaIndexer
+
+
+def served_local_file(ix: MediaIndexer, url: str, rel: bytes) -> bytes:
+    """The real path of ``rel`` on the local root ``url``: Forbidden outside the catalog's roots (symlinks
+    followed), NotFoundError when gone or no longer a regular file."""
+    from ..service.security import Forbidden, contained
+
+    roots = [r["url"] for r in ix.roots() if "://" not in r["url"]]
+    try:
+        path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
+    except FileNotFoundError:
+        raise NotFoundError("the file is not there any more") from None
+    if not os.path.isfile(path):
+        raise NotFoundError("the file is not there any more")
+    if not os.access(path, os.R_OK):
+        raise Forbidden("the file cannot be read")
+    return path
+
+
+def poster_on_demand(ix: MediaIndexer, asset_id: int) -> Path:
+    """The asset's thumbnail in the cache, made now from the file when the scan did not make one."""
+    a = ix.get(asset_id)
+    if a.thumb and Path(a.thumb).is_file():
+        return Path(a.thumb)
+    from ..scan.analyze import Task, analyze
+
+    url, rel = search_mod.native_path(ix._read_db().conn, asset_id)
+    if "://" not in url:
+        served_local_file(ix, url, rel)
+    out = analyze(Task(url, rel, a.size, a.kind, want_thumb=True, thumbs_dir=str(ix.thumbs_dir)))
+    if not out.thumb:
+        raise NotFoundError(out.thumb_error or out.error or "no thumbnail for this asset")
+    return ix.thumbs_dir / out.thumb
