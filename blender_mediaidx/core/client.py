@@ -41,6 +41,7 @@ ErrorCallback = Callable[[P.RemoteError], None]
 DATA_BUFFER = 1 << 20         # the data channel's receive buffer, reused
 DATA_SOCKET_BUFFER = 4 << 20  # the kernel's (SO_RCVBUF): larger batches, fewer wake-ups
 DATA_TIMEOUT_S = 30.0         # a bridge that sends nothing for this long: the fetch fails (and can resume)
+FETCH_REPLY_TIMEOUT_S = 300.0  # the answer to `fetch` (a resume first hashes the part on the bridge: big plates)
 
 
 def _hasher() -> Any:
@@ -72,6 +73,7 @@ class Transfer:
     _hash: Any = field(default=None, repr=False)
     _unacked: int = 0
     _request_id: Any = None
+    _last_rx: float = 0.0       # when the bridge last sent anything for it (frames), for the timeouts
     _ctrl: queue.Queue[tuple[str, dict[str, Any]]] | None = field(default=None, repr=False)
     _data_sock: socket.socket | None = field(default=None, repr=False)
 
@@ -159,13 +161,16 @@ class BridgeClient:
                 on_error: ErrorCallback | None = None, timeout_s: float = 10.0) -> Any:
         """Send a request; ``on_reply(result)`` or ``on_error(RemoteError)`` run later in ``pump()``."""
         msg = P.request(op, args, deadline_ms=int(timeout_s * 1000))
+        P.encode(msg)  # ValueError here, in the caller's thread, for arguments that cannot be sent
         self._pending[msg["id"]] = (on_reply, on_error, time.monotonic() + timeout_s)
         self._send("msg", msg)
         return msg["id"]
 
     def notify(self, op: str, args: dict[str, Any] | None = None) -> None:
         """A message that gets no reply (fetch credit, abort)."""
-        self._send("msg", P.request(op, args, deadline_ms=None))
+        msg = P.request(op, args, deadline_ms=None)
+        P.encode(msg)  # ValueError in the caller's thread, not in the IO thread
+        self._send("msg", msg)
 
     def call(self, op: str, args: dict[str, Any] | None = None, timeout_s: float = 10.0) -> Any:
         """Blocking request for scripts and headless jobs (pumps other traffic while it waits)."""
@@ -192,6 +197,7 @@ class BridgeClient:
         source = {k: v for k, v in (("asset", asset), ("path", path), ("thumbnail", thumbnail)) if v is not None}
         if len(source) != 1:
             raise ValueError("fetch needs exactly one of asset, path, thumbnail")
+        P.encode(source)  # ValueError here for a source that cannot be sent (a Path, a 65-bit id)
         t = Transfer(Path(dest), source, chunk_size, window, on_progress, on_done, on_error)
         t.dest.parent.mkdir(parents=True, exist_ok=True)
         self._send("fetch", t)
@@ -294,11 +300,16 @@ class BridgeClient:
         transfers, by_tid = self._transfers, self._by_tid
         last_rx = 0.0
         last_ping = 0.0
+        last_check = 0.0
+        monitor = None
         try:
+            monitor = self._monitor(sock)
             sock.connect(self.address)
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
             poller.register(self._wake_r, zmq.POLLIN)
+            if monitor is not None:
+                poller.register(monitor, zmq.POLLIN)
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now - last_ping >= self.heartbeat_s:
@@ -307,10 +318,16 @@ class BridgeClient:
                     self._raw_send(sock, P.request(op, self._hello_args(), rid=f"_{op}", deadline_ms=None))
                 if self.state == "connected" and now - last_rx > self.dead_after_s:
                     self._set_state("disconnected", "no answer from the bridge")
+                    self._expire_transfers(sock, transfers, by_tid, now, "the bridge stopped answering")
+                if now - last_check >= 0.5:
+                    last_check = now
+                    self._expire_transfers(sock, transfers, by_tid, now)
                 for sock_or_fd, _ in poller.poll(50):
                     if sock_or_fd == self._wake_r:
                         with contextlib.suppress(BlockingIOError, OSError):
                             os.read(self._wake_r, 4096)
+                    elif monitor is not None and sock_or_fd == monitor:
+                        self._on_monitor(monitor)
                     else:
                         while True:
                             try:
@@ -318,7 +335,10 @@ class BridgeClient:
                             except zmq.Again:
                                 break
                             last_rx = time.monotonic()
-                            self._on_frames(sock, frames, transfers, by_tid)
+                            try:
+                                self._on_frames(sock, frames, transfers, by_tid)
+                            except Exception:  # a malformed message from the bridge must not end this thread
+                                log.warning("dropped a malformed message from the bridge", exc_info=True)
                 self._drain_outbox(sock, transfers)
         except Exception as exc:  # the IO thread must never die silently
             log.exception("bridge IO thread stopped")
@@ -329,8 +349,50 @@ class BridgeClient:
                     self._stop_data(t)
                 else:
                     self._close_transfer(t)
+            if monitor is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.disable_monitor()
+                monitor.close(0)
             with contextlib.suppress(zmq.ZMQError):
                 sock.close(0)
+
+    _HANDSHAKE_ERRORS = {
+        "EVENT_HANDSHAKE_FAILED_AUTH": "the bridge refused this client's key (it is not in the bridge's authorized "
+                                       "keys: `mediaidx keys --client NAME` there)",
+        "EVENT_HANDSHAKE_FAILED_NO_DETAIL": "the secure handshake with the bridge failed: check its server key",
+        "EVENT_HANDSHAKE_FAILED_PROTOCOL": "the secure handshake with the bridge failed: it does not use CURVE keys "
+                                           "(a local bridge needs no server key)",
+    }
+    _NEEDS_KEYS = ("the bridge requires CURVE keys: give this client its server key (and a client key that the "
+                   "bridge authorized)")
+
+    def _monitor(self, sock: Any) -> Any:
+        """A monitor of the CURVE handshake, so a refused or wrong key shows in ``last_error`` instead of an
+        endless "connecting"; None where this libzmq cannot tell."""
+        events = {getattr(zmq, name, 0): text for name, text in self._HANDSHAKE_ERRORS.items()}
+        events.pop(0, None)
+        if not events:
+            return None
+        self._monitor_events = events
+        try:
+            return sock.get_monitor_socket(sum(events))
+        except zmq.ZMQError:
+            return None
+
+    def _on_monitor(self, monitor: Any) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            text = self._monitor_events.get(event.get("event"))
+            if event.get("event") == getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", None) and not self.server_public_key:
+                text = self._NEEDS_KEYS
+            if text and self.state != "connected" and text != self.last_error:
+                log.warning("%s: %s", self.address, text)
+                self.last_error = text
 
     def _hello_args(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "pid": os.getpid(), **self.info}
@@ -342,7 +404,11 @@ class BridgeClient:
             self._inbox.put(("state", state))
 
     def _raw_send(self, sock: Any, msg: dict[str, Any], data: bytes | None = None) -> bool:
-        frames = [P.encode(msg)] if data is None else [P.encode(msg), data]
+        try:
+            frames = [P.encode(msg)] if data is None else [P.encode(msg), data]
+        except ValueError as exc:  # e.g. unsendable values in ``info``: say so, keep the IO thread alive
+            log.error("cannot send %r to the bridge: %s", msg.get("op"), exc)
+            return False
         try:
             sock.send_multipart(frames, zmq.NOBLOCK)
             return True
@@ -371,27 +437,44 @@ class BridgeClient:
     def _on_frames(self, sock: Any, frames: list[Any], transfers: dict[Any, Transfer],
                    by_tid: dict[int, Transfer]) -> None:
         try:
-            msg = P.decode(frames[0].bytes)
+            msg = P.decode(frames[0].bytes, max_bytes=None)  # large replies are legitimate (1000 results)
         except P.ProtocolError as exc:
             log.warning("dropped a bad message from the bridge: %s", exc)
             return
         rid = msg.get("id")
+        if not isinstance(rid, int | str):
+            rid = None
         if rid in ("_hello", "_ping"):
             if msg.get("ok"):
                 if rid == "_hello":
                     self.session = msg.get("result")
                 self._set_state("connected")
             elif rid == "_ping":  # the bridge restarted and forgot us: register again
+                # ... and its transfers are gone with it: those fetches fail now (and resume) rather than wait
+                self._expire_transfers(sock, transfers, by_tid, time.monotonic(), "the bridge restarted")
                 self._raw_send(sock, P.request("hello", self._hello_args(), rid="_hello", deadline_ms=None))
+            else:  # hello refused (a name over 64 characters...): say why, rather than "connecting" forever
+                err = msg.get("error")
+                self.last_error = f"the bridge refused this session: {err.get('message') if isinstance(err, dict) else err}"
             return
         if rid is not None and rid in transfers:
-            self._fetch_reply(sock, transfers.pop(rid), msg, by_tid)
+            t = transfers.pop(rid)
+            try:
+                self._fetch_reply(sock, t, msg, by_tid)
+            except Exception as exc:  # a malformed reply, or the destination cannot be written
+                self._fetch_broke(sock, t, exc, by_tid)
             return
         name = msg.get("event")
         if name in ("fetch.chunk", "fetch.done", "fetch.error"):
-            t = by_tid.get((msg.get("data") or {}).get("transfer"))
+            data = msg.get("data")
+            data = data if isinstance(data, dict) else {}
+            tid = data.get("transfer")
+            t = by_tid.get(tid) if isinstance(tid, int) else None
             if t is not None:
-                self._fetch_event(sock, t, name, msg.get("data") or {}, frames[1] if len(frames) > 1 else None, by_tid)
+                try:
+                    self._fetch_event(sock, t, name, data, frames[1] if len(frames) > 1 else None, by_tid)
+                except Exception as exc:  # a full disk, a malformed event: this fetch fails, the others go on
+                    self._fetch_broke(sock, t, exc, by_tid)
             return
         if name is not None:
             self._inbox.put(("event", msg))
@@ -399,6 +482,67 @@ class BridgeClient:
             self._inbox.put(("reply", msg))
 
     # -- fetch (IO thread) -----------------------------------------------------------------------------------
+    def _fetch_broke(self, sock: Any, t: Transfer, exc: Exception, by_tid: dict[int, Transfer]) -> None:
+        """A fetch that cannot go on (the part cannot be written, the bridge sent nonsense): it fails with a
+        clear error, the bridge stops sending, the part stays for a resume."""
+        if isinstance(exc, OSError):
+            err = P.RemoteError(P.INTERNAL, f"cannot write {t.part}: {exc.strerror or exc}")
+        else:
+            log.warning("malformed fetch message from the bridge", exc_info=exc)
+            err = P.RemoteError(P.INTERNAL, f"malformed fetch message from the bridge ({type(exc).__name__})")
+        if isinstance(t.transfer_id, int):
+            self._raw_send(sock, P.request("abort", {"transfer": t.transfer_id}, deadline_ms=None))
+        if t._ctrl is not None:  # its thread ends it, with this error
+            by_tid.pop(t.transfer_id, None)
+            t._ctrl.put(("fetch.error", {"code": err.code, "message": err.message}))
+            if t._data_sock is not None:
+                with contextlib.suppress(OSError):
+                    t._data_sock.shutdown(socket.SHUT_RDWR)
+            return
+        if not isinstance(t.transfer_id, int):
+            t.transfer_id = None
+        self._fail(t, err, by_tid)
+
+    def _expire_transfers(self, sock: Any, transfers: dict[Any, Transfer], by_tid: dict[int, Transfer], now: float,
+                          reason: str | None = None) -> None:
+        """Fetches over frames that the bridge stopped feeding fail (keeping the part for a resume) instead of
+        waiting forever: all of them when ``reason`` says the bridge is gone or restarted, else those silent too
+        long (`_silence_allowed`; data-channel fetches time out on their own thread)."""
+        for rid, t in list(transfers.items()):
+            limit = self._silence_allowed(t)
+            if reason or (limit is not None and now - t._last_rx > limit):
+                del transfers[rid]
+                self._fail(t, P.RemoteError(P.UNAVAILABLE if reason else P.TIMEOUT,
+                                            f"{reason or 'no answer to the fetch'}; fetch again to resume"))
+        for t in list(by_tid.values()):
+            if t._ctrl is not None:  # the data channel: its thread ends it (a hung bridge holds its socket open)
+                if reason:
+                    by_tid.pop(t.transfer_id, None)
+                    t._ctrl.put(("fetch.error", {"code": P.UNAVAILABLE, "message": f"{reason}; fetch again to resume"}))
+                    if t._data_sock is not None:
+                        with contextlib.suppress(OSError):
+                            t._data_sock.shutdown(socket.SHUT_RDWR)
+                continue
+            limit = self._silence_allowed(t)
+            if reason or (limit is not None and now - t._last_rx > limit):
+                if not reason:
+                    self._raw_send(sock, P.request("abort", {"transfer": t.transfer_id}, deadline_ms=None))
+                self._fail(t, P.RemoteError(
+                    P.UNAVAILABLE, f"{reason or f'no data from the bridge for {limit:.0f} s'}; "
+                                   "fetch again to resume"), by_tid)
+
+    def _silence_allowed(self, t: Transfer) -> float | None:
+        """How long a frames fetch may hear nothing. Once chunks flow, DATA_TIMEOUT_S. Before the first one,
+        FETCH_REPLY_TIMEOUT_S (the bridge opens the file, maybe on a remote root, on a busy worker); no limit
+        for a resume, whose first chunk comes only after the bridge hashed the part the client has (minutes for
+        a big plate on a slow share): the heartbeat still ends it if the bridge dies or restarts. While the
+        bridge is not answering pings, ``dead_after_s``."""
+        if self.state != "connected":
+            return self.dead_after_s
+        if t.received > t.resumed_from:
+            return DATA_TIMEOUT_S
+        return None if t.resumed_from else FETCH_REPLY_TIMEOUT_S
+
     def _start_fetch(self, sock: Any, t: Transfer, transfers: dict[Any, Transfer]) -> None:
         args: dict[str, Any] = {**t.source, "chunk": t.chunk_size, "window": t.window, "offset": 0}
         if channels := self._channels():
@@ -420,8 +564,9 @@ class BridgeClient:
             h = _hasher()
         t._hash = h
         t.resumed_from = t.received = args["offset"]
-        msg = P.request("fetch", args, deadline_ms=30_000)
+        msg = P.request("fetch", args, deadline_ms=int(FETCH_REPLY_TIMEOUT_S * 1000))
         t._request_id = msg["id"]
+        t._last_rx = time.monotonic()
         transfers[msg["id"]] = t
         if not self._raw_send(sock, msg):
             transfers.pop(msg["id"], None)
@@ -439,13 +584,17 @@ class BridgeClient:
                 return
             self._fail(t, P.RemoteError(str(err.get("code")), str(err.get("message"))))
             return
-        r = msg["result"]
+        r = msg.get("result")
+        if not (isinstance(r, dict) and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool)
+                                            for k in ("transfer", "size", "mtime_ns"))):
+            raise ValueError("a fetch reply without transfer, size and mtime_ns")
         t.transfer_id, t.size = r["transfer"], r["size"]
         t.meta.write_text(json.dumps({"source": t.source, "size": r["size"], "mtime_ns": r["mtime_ns"]}))
         t._fh = open(t.part, "r+b" if t.resumed_from else "wb")  # noqa: SIM115 - closed by _close_transfer
         t._fh.seek(t.resumed_from)
         t._fh.truncate()
         by_tid[t.transfer_id] = t
+        t._last_rx = time.monotonic()
         offer = r.get("channel")
         if isinstance(offer, dict):
             t.channel = str(offer.get("kind"))
@@ -462,6 +611,7 @@ class BridgeClient:
                 by_tid.pop(t.transfer_id, None)
                 t._ctrl.put((name, data))
             return
+        t._last_rx = time.monotonic()
         if name == "fetch.chunk" and frame is not None:
             buf = frame.buffer
             if data.get("offset") != t.received:
@@ -521,6 +671,9 @@ class BridgeClient:
             sock = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
             t._data_sock = sock
             with sock:
+                # A resume's first byte comes only after the bridge hashed the part this client already has
+                # (minutes for a big plate on a slow remote root); from then on, DATA_TIMEOUT_S. A bridge that
+                # dies closes this socket, and stop() shuts it down, so the wait still ends.
                 sock.settimeout(DATA_TIMEOUT_S)
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DATA_SOCKET_BUFFER)
@@ -528,12 +681,16 @@ class BridgeClient:
                 sock.connect(address if unix else (str(address[0]), int(address[1])))
                 connected = True
                 sock.sendall(offer["ticket"])
+                if t.resumed_from and t.received < t.size:
+                    sock.settimeout(None)
                 buf = memoryview(bytearray(DATA_BUFFER))
                 last = time.monotonic()
                 while t.received < t.size:
                     n = sock.recv_into(buf, min(len(buf), t.size - t.received))
                     if not n:
                         break
+                    if t.received == t.resumed_from:
+                        sock.settimeout(DATA_TIMEOUT_S)
                     t._hash.update(buf[:n])
                     t._fh.write(buf[:n])
                     t.received += n

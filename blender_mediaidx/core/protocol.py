@@ -17,6 +17,7 @@ PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 1 << 20        # a control frame larger than this is refused (and dropped by libzmq above MAX_MESSAGE)
 MAX_MESSAGE_BYTES = 8 << 20        # ZMQ_MAXMSGSIZE on the server: the largest frame a peer may send
 DEFAULT_DEADLINE_MS = 10_000
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # integer arguments must fit SQLite's (and off_t's) 64 bits
 
 # Error codes (docs/protocol.md lists when each is used).
 BAD_REQUEST = "bad_request"
@@ -61,13 +62,21 @@ def next_id() -> int:
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return msgpack.packb(msg, use_bin_type=True, datetime=False)
+    """A message as msgpack; ValueError naming the problem when something in it cannot be sent (a Path, a
+    set, an integer beyond 64 bits), so a caller's mistake never reaches an IO thread as another exception."""
+    try:
+        return msgpack.packb(msg, use_bin_type=True, datetime=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"cannot send this message: {exc} (use str, int, float, bool, bytes, list, dict)") from None
 
 
-def decode(frame: bytes) -> dict[str, Any]:
-    """One control frame to a map; ProtocolError for anything else (never another exception type)."""
-    if len(frame) > MAX_CONTROL_BYTES:
-        raise ProtocolError(BAD_REQUEST, f"control frame of {len(frame)} bytes (at most {MAX_CONTROL_BYTES})")
+def decode(frame: bytes, max_bytes: int | None = MAX_CONTROL_BYTES) -> dict[str, Any]:
+    """One control frame to a map; ProtocolError for anything else (never another exception type).
+
+    ``max_bytes`` guards the bridge against huge requests; clients pass None, because the bridge's own
+    replies and events (a 1000-result search, 500 pushed shots with their probes) can be larger than that."""
+    if max_bytes is not None and len(frame) > max_bytes:
+        raise ProtocolError(BAD_REQUEST, f"control frame of {len(frame)} bytes (at most {max_bytes})")
     try:
         msg = msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError, UnicodeDecodeError,
@@ -139,4 +148,7 @@ def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default:
         raise ProtocolError(BAD_REQUEST, f"argument '{name}' has the wrong type")
     if not isinstance(value, kinds):
         raise ProtocolError(BAD_REQUEST, f"argument '{name}' has the wrong type")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        # ids, offsets and counts go to SQLite and the OS as 64-bit integers
+        raise ProtocolError(BAD_REQUEST, f"argument '{name}' is out of range")
     return value

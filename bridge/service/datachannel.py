@@ -87,7 +87,7 @@ class DataChannel:
     # -- the bridge's loop thread ------------------------------------------------------------------------------
     def offer(self, kind: str, job: ChannelJob) -> dict[str, Any]:
         """Register ``job`` under a fresh ticket; what the fetch reply tells the client."""
-        address = self._listen(kind)
+        address = self.listen(kind)
         ticket = secrets.token_bytes(TICKET_BYTES)
         job.expires = time.monotonic() + TICKET_TTL_S
         self.sweep()
@@ -136,19 +136,25 @@ class DataChannel:
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-    def _listen(self, kind: str) -> Any:
+    def listen(self, kind: str) -> Any:
+        """The listener's address, opened on first use; OSError when it cannot be (the bridge uses frames)."""
         if kind in self._listeners:
             return self._listeners[kind][1]
         if kind == "unix":
             self._dir = self._dir or tempfile.mkdtemp(prefix="mediaidx-data-")  # 0700: this user only
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             address: Any = os.path.join(self._dir, "data.sock")
-            sock.bind(address)
         else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))  # loopback only, an ephemeral port
+            address = ("127.0.0.1", 0)  # loopback only, an ephemeral port
+        try:
+            sock.bind(address)
+            sock.listen(16)
+        except OSError:
+            sock.close()
+            raise
+        if kind != "unix":
             address = list(sock.getsockname()[:2])
-        sock.listen(16)
         sock.settimeout(0.5)
         self._listeners[kind] = (sock, address)
         threading.Thread(target=self._accept, args=(sock,), name=f"mediaidx-data-{kind}", daemon=True).start()

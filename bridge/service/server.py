@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +43,10 @@ SESSION_TTL_S = 30.0
 TRANSFER_IDLE_S = 120.0
 MAX_CHUNK = 4 << 20
 MAX_WINDOW = 64
+# Chunk buffers one client connection may hold (each transfer always gets one, so every transfer moves): chunks
+# a client does not read stay in ZeroMQ's queue, in these buffers, and a peer that opens many fetches and never
+# reads them would otherwise grow the bridge by up to MAX_WINDOW chunks per fetch, without bound.
+PEER_BUFFER_BYTES = 256 << 20
 SEARCH_LIMIT_MAX = 1000
 COUNT_CAP = 10_000  # interactive totals stop counting here ("10,000+")
 
@@ -76,16 +81,21 @@ class OutTransfer:
     # page faults) per chunk, and ZeroMQ sends straight from them without copying.
     buffers: list[tuple[bytearray, Any]] = field(default_factory=list)
 
-    def free_buffer(self) -> bytearray | None:
+    def free_buffer(self, may_grow: bool = True) -> bytearray | None:
         for i, (buf, tracker) in enumerate(self.buffers):
             if tracker is None or tracker.done:
                 self.buffers[i] = (buf, None)
                 return buf
-        if len(self.buffers) < self.credit + 2 and len(self.buffers) < MAX_WINDOW + 2:
+        if may_grow and len(self.buffers) < self.credit + 2 and len(self.buffers) < MAX_WINDOW + 2:
             buf = bytearray(self.chunk)
             self.buffers.append((buf, None))
             return buf
         return None
+
+    def can_take_buffer(self, may_grow: bool = True) -> bool:
+        """Whether `free_buffer` would have one now."""
+        return (any(tracker is None or tracker.done for _, tracker in self.buffers)
+                or (may_grow and len(self.buffers) < min(self.credit + 2, MAX_WINDOW + 2)))
 
     def lend(self, buf: bytearray, tracker: Any) -> None:
         for i, (b, _) in enumerate(self.buffers):
@@ -180,6 +190,7 @@ class BridgeServer:
         self._local = threading.local()
         self.stats = {"requests": 0, "bad": 0}
         self.data = DataChannel(self._post)  # the same-host data channel (datachannel.py)
+        self._broken_channels: set[str] = set()  # data channels whose listener cannot be opened here
         self._handlers: dict[str, Callable[[bytes, Any, dict[str, Any]], Any]] = {
             "hello": self._hello, "ping": self._ping, "search": self._search, "recent": self._recent,
             "stats": self._stats, "show": self._show, "sessions": self._sessions, "push": self._push,
@@ -255,8 +266,12 @@ class BridgeServer:
         poller.register(self._wake_r, zmq.POLLIN)
         last_sweep = time.monotonic()
         while not self._stop.is_set():
-            busy = any(t.credit > 0 and (t.source is None or t.source.ready()) for t in self.transfers.values())
-            for item, _ in poller.poll(0 if busy else 200):
+            waiting = [t for t in self.transfers.values() if t.credit > 0 and (t.source is None or t.source.ready())]
+            # Transfers whose buffers are all still queued in ZeroMQ (a client that does not read) cannot move;
+            # ZeroMQ does not wake this poll when it frees them, so look again shortly rather than spin a core.
+            held = self._held_buffers() if waiting else {}
+            busy = any(t.can_take_buffer(_may_grow(t, held)) for t in waiting)
+            for item, _ in poller.poll(0 if busy else 2 if waiting else 200):
                 if item == self._wake_r:
                     with contextlib.suppress(BlockingIOError, OSError):
                         os.read(self._wake_r, 4096)
@@ -310,7 +325,13 @@ class BridgeServer:
         self._send(sock, identity, P.ok(rid, result))
 
     def _send(self, sock: Any, identity: bytes, msg: dict[str, Any], data: bytes | memoryview | None = None) -> bool:
-        frames: list[Any] = [identity, P.encode(msg)] if data is None else [identity, P.encode(msg), data]
+        try:
+            body = P.encode(msg)
+        except ValueError as exc:  # a result that cannot be sent is a bug: the caller hears so, the loop goes on
+            log.error("cannot send a reply: %s", exc)
+            body = P.encode(P.error(msg.get("id"), P.INTERNAL, str(exc)))
+            data = None
+        frames: list[Any] = [identity, body] if data is None else [identity, body, data]
         try:
             sock.send_multipart(frames, zmq.NOBLOCK, copy=data is None)
             return True
@@ -383,8 +404,24 @@ class BridgeServer:
         if target is None:
             known = ", ".join(sorted(s.name for s in list(self.sessions.values()))) or "none"
             raise NotFoundError(f"no Blender session named {to!r} (connected: {known})")
-        self._post(target.identity, P.event("shots", {"shots": shots, "from": sender}))
+        msg = P.event("shots", {"shots": shots, "from": sender})
+        if self.call_in_loop(lambda: self._deliver_now(target, msg)) == "busy":
+            raise MediaIdxError(f"Blender session {to!r} is not reading its messages")
         return {"delivered": len(shots), "to": target.name}
+
+    def _deliver_now(self, target: Session, msg: dict[str, Any]) -> str:
+        """Loop thread: send ``msg`` to a session now rather than queue it, so that a session whose Blender
+        has quit (listed until SESSION_TTL_S) is refused by ROUTER_MANDATORY and the pusher hears so instead
+        of "delivered". "sent", or "busy" (connected, thousands of messages behind); NotFoundError if gone."""
+        try:
+            self._loop_sock.send_multipart([target.identity, P.encode(msg)], zmq.NOBLOCK)
+            return "sent"
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                return "busy"
+        if self.sessions.get(target.identity) is target:
+            del self.sessions[target.identity]
+        raise NotFoundError(f"Blender session {target.name!r} has disconnected")
 
     def new_job_id(self) -> int:
         """One id space for every job of the process (the web service's too), from any thread."""
@@ -473,13 +510,16 @@ class BridgeServer:
             out.append({"mode": mode, "asset": self._asset_dict(asset_id)})
         sender = self.sessions.get(identity)
         sock_msg = P.event("shots", {"shots": out, "from": sender.name if sender else "mediaidx"})
-        self._results.put((target.identity, sock_msg, None))
+        # Sent now, not queued: a session whose Blender has quit (it is listed until SESSION_TTL_S) is refused by
+        # ROUTER_MANDATORY, and the pusher hears so instead of "delivered".
+        if self._deliver_now(target, sock_msg) == "busy":
+            raise P.ProtocolError(P.UNAVAILABLE, f"Blender session {to!r} is not reading its messages")
         return {"delivered": len(out), "to": target.name}
 
     # -- ops: catalog ------------------------------------------------------------------------------------
     def _search(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
         query = P.arg(args, "query", str, "")
-        filters = P.arg(args, "filters", dict, {})
+        filters = _checked_filters(P.arg(args, "filters", dict, {}))
         limit = min(max(P.arg(args, "limit", int, 50), 1), SEARCH_LIMIT_MAX)
         offset = max(P.arg(args, "offset", int, 0), 0)
         try:
@@ -548,26 +588,27 @@ class BridgeServer:
             root, rel = remote_contained(wanted, self._roots())
             return self._in_worker(identity, rid, lambda ix: probe_remote(root, rel))
         path = contained(wanted, self._roots())
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            raise NotFoundError("the file is not there") from None
+        except OSError as exc:
+            raise Forbidden(f"cannot read the file: {exc.strerror}") from None
+        if not regular:  # a named pipe would hold a worker forever, a folder is no media
+            raise Forbidden("not a regular file: only files can be probed")
         return self._in_worker(identity, rid, lambda ix: ix.probe(os.fsdecode(path)))
 
     def _thumbnail(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         asset_id = P.arg(args, "asset", int, required=True)
 
         def make(ix: MediaIndexer) -> dict[str, Any]:
-            from ..scan.analyze import Task, analyze
+            from ..thumbs.ondemand import poster_on_demand
 
             hero = ix.hero_image(asset_id)  # a hero image (scan --analyze) is shown instead of the poster frame
             if hero is not None:
                 return {"asset": asset_id, "format": "jpg", "data": hero.read_bytes()}
-            a = ix.get(asset_id)
-            if a.thumb and Path(a.thumb).is_file():
-                return {"asset": asset_id, "format": Path(a.thumb).suffix.lstrip("."), "data": Path(a.thumb).read_bytes()}
-            url, rel = search_mod.native_path(ix._read_db().conn, asset_id)
-            out = analyze(Task(url, rel, a.size, a.kind, want_thumb=True, thumbs_dir=str(ix.thumbs_dir)))
-            if not out.thumb:
-                raise NotFoundError(out.thumb_error or out.error or "no thumbnail for this asset")
-            data = (ix.thumbs_dir / out.thumb).read_bytes()
-            return {"asset": asset_id, "format": Path(out.thumb).suffix.lstrip("."), "data": data}
+            path = poster_on_demand(ix, asset_id)  # checked against the roots like a fetch
+            return {"asset": asset_id, "format": path.suffix.lstrip("."), "data": path.read_bytes()}
 
         return self._in_worker(identity, rid, make)
 
@@ -653,12 +694,17 @@ class BridgeServer:
                                           self._channel_kind(args))
             path = contained(wanted, roots)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            # O_NONBLOCK: opening a named pipe must not wait for a writer (it blocked the loop, the whole bridge)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise NotFoundError("the file is not there any more") from None
         except OSError as exc:
             raise Forbidden(f"cannot read the file: {exc.strerror}") from None
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder, pipe or device: nothing a fetch can verify
+            os.close(fd)
+            raise Forbidden("not a regular file: only files can be fetched")
+        os.set_blocking(fd, True)
         expect = args.get("expect")
         if isinstance(expect, dict) and (expect.get("size") != st.st_size or expect.get("mtime_ns") != st.st_mtime_ns):
             os.close(fd)
@@ -718,7 +764,19 @@ class BridgeServer:
         wanted = args.get("channels")
         if not self.local or not isinstance(wanted, list):
             return None
-        return next((k for k in wanted if k in kinds()), None)
+        for kind in wanted:
+            if kind not in kinds() or kind in self._broken_channels:
+                continue
+            try:
+                self.data.listen(kind)  # opened on first use
+            except OSError as exc:
+                # e.g. a TMPDIR too long for a Unix socket's path: every fetch failed `internal`; now the client's
+                # next choice, or frames
+                self._broken_channels.add(kind)
+                log.warning("the %s data channel is unavailable (%s): fetches use the next choice or frames", kind, exc)
+                continue
+            return kind
+        return None
 
     def _fetch_remote(self, identity: bytes, rid: Any, url: str, rel: bytes, offset: int, chunk: int, window: int,
                       expect: Any, kind: str | None = None) -> object:
@@ -799,6 +857,7 @@ class BridgeServer:
 
     def _stream(self, sock: Any) -> None:
         """Send what the clients have credit for, a few chunks per transfer per turn (fair, responsive)."""
+        held = self._held_buffers()
         for t in list(self.transfers.values()):
             for _ in range(4):
                 if t.credit <= 0 or t.tid not in self.transfers:
@@ -806,9 +865,11 @@ class BridgeServer:
                 if t.offset >= t.size:
                     self._finish(sock, t)
                     break
-                buf = t.free_buffer()
+                had = len(t.buffers)
+                buf = t.free_buffer(may_grow=_may_grow(t, held))
                 if buf is None:
                     break  # every buffer is still being sent: next turn
+                held[t.identity] += (len(t.buffers) - had) * t.chunk
                 try:
                     if t.source is not None:
                         got = t.source.read_into(memoryview(buf)[:min(t.chunk, t.size - t.offset)], t.offset)
@@ -843,6 +904,13 @@ class BridgeServer:
             if t.tid in self.transfers and t.offset >= t.size and t.credit > 0:
                 self._finish(sock, t)
 
+    def _held_buffers(self) -> dict[bytes, int]:
+        """Chunk-buffer bytes per client connection (PEER_BUFFER_BYTES)."""
+        held: dict[bytes, int] = {}
+        for t in self.transfers.values():
+            held[t.identity] = held.get(t.identity, 0) + len(t.buffers) * t.chunk
+        return held
+
     def _finish(self, sock: Any, t: OutTransfer) -> None:
         self._send(sock, t.identity, P.event("fetch.done", {"transfer": t.tid, "size": t.size,
                                                             "hash": t.hasher.hexdigest()}))
@@ -858,6 +926,32 @@ class BridgeServer:
 
 
 _NO_REPLY = object()
+
+
+def _may_grow(t: OutTransfer, held: dict[bytes, int]) -> bool:
+    """Whether ``t`` may allocate another chunk buffer: its first always (every transfer moves), more while its
+    client connection holds under PEER_BUFFER_BYTES."""
+    return not t.buffers or held.get(t.identity, 0) + t.chunk <= PEER_BUFFER_BYTES
+
+# The types of the `search` filters (SearchFilters): a value of another type is the caller's mistake, answered
+# bad_request naming the filter, rather than an internal error or a silently wrong result ("yes" for a bool).
+_FILTER_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,), "codec": (str,), "resolution": (str,), "min_duration": (int, float),
+    "max_duration": (int, float), "has_audio": (bool,), "date_from": (str,), "date_to": (str,), "camera": (str,),
+    "tags": (list, str), "min_rating": (int,), "status": (str,), "root": (str,), "sort": (str,),
+    "descending": (bool,)}
+
+
+def _checked_filters(filters: dict[Any, Any]) -> dict[Any, Any]:
+    """``filters`` if every known filter has its type (unknown names are refused by SearchFilters)."""
+    for name, types in _FILTER_TYPES.items():
+        try:
+            value = P.arg(filters, name, types, None)
+        except P.ProtocolError:
+            raise P.ProtocolError(P.BAD_REQUEST, f"filter '{name}' has the wrong type or is out of range") from None
+        if name == "tags" and isinstance(value, list) and not all(isinstance(t, str) for t in value):
+            raise P.ProtocolError(P.BAD_REQUEST, "filter 'tags' must be a list of strings")
+    return filters
 
 
 def _public_asset(a: Any) -> dict[str, Any]:
