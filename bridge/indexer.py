@@ -215,11 +215,11 @@ class MediaIndexer:
         tags = usermeta.clean_tags(tags)
         db = self._db_for(dry_run)
         asset_id = search_mod.resolve(db.conn, ref)
-        have = {t.lower(): t for t in usermeta.current_tags(db.conn, asset_id)}
+        have = {t.casefold(): t for t in usermeta.current_tags(db.conn, asset_id)}
         if remove:
-            changing = [have[t.lower()] for t in tags if t.lower() in have]
+            changing = [have[t.casefold()] for t in tags if t.casefold() in have]
         else:
-            changing = [t for t in tags if t.lower() not in have]
+            changing = [t for t in tags if t.casefold() not in have]
         label = self._label(db.conn, asset_id)
         plan = [PlanItem("untag" if remove else "tag", label, asset_id, reason=t) for t in changing]
         if not dry_run and changing:

@@ -139,3 +139,26 @@ def test_stats(ix: MediaIndexer) -> None:
     assert s.tags == {"Selects": 2, "hero": 1}  # tags match case-insensitively; the first spelling stays
     assert s.total_size == sum(p.stat().st_size for p in Path(s.roots[0]["url"]).rglob("*") if p.is_file())
     assert round(s.total_duration, 2) == round(sum(a.duration or 0 for a in ix.search(limit=10)), 2)
+
+
+def test_tags_ignore_case_in_every_script(tmp_path: Path) -> None:
+    """A French or German team types "Été" on one clip and "été" on the next: one tag, found by any spelling
+    (SQLite's NOCASE folds only ASCII, so these were two tags and --tag été missed "Été")."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    for n in ("a", "b", "c"):
+        synth.make_image(root / f"{n}.jpg", width=32, height=24)
+    with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
+        ix.scan(root, probe=False)
+        ids = {a.name: a.id for a in ix.search(limit=10)}
+        ix.tag(ids["a.jpg"], ["Été", "Straße"])
+        ix.tag(ids["b.jpg"], ["été", "STRASSE"])
+        ix.tag(ids["c.jpg"], ["Ete"])  # no accent: another word
+        assert ix.stats().tags == {"Été": 2, "Straße": 2, "Ete": 1}
+        assert ix.get(ids["b.jpg"]).tags == ["Straße", "Été"]  # the existing spelling wins
+        assert names(ix.search(tags=["ÉTÉ"])) == ["a.jpg", "b.jpg"]
+        assert names(ix.search(tags=["strasse"])) == ["a.jpg", "b.jpg"]
+        assert ix.tag(ids["a.jpg"], ["ÉTÉ"]).plan == []  # already there: nothing to do
+        ix.tag(ids["b.jpg"], ["ÉTÉ"], remove=True)
+        assert names(ix.search(tags=["été"])) == ["a.jpg"]
+        assert ix.tag(ids["b.jpg"], ["strasse"]).plan == []  # "Straße" folds to it: the dry plan agrees

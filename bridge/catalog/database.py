@@ -132,6 +132,13 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA temp_store = FILE")  # scan bookkeeping can outgrow memory on huge trees
     conn.execute("PRAGMA cache_size = -32000")
+    # Tags compare case-insensitively in every script ("Été" = "été", "Straße" = "STRASSE"); the schema's
+    # COLLATE NOCASE folds ASCII only. Used on the (small) tags table, never in an index.
+    conn.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _check_version(path: Path, version: int) -> None:

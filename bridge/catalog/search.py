@@ -157,8 +157,9 @@ def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[
         where.append("(coalesce(a.camera_make, '') || ' ' || coalesce(a.camera_model, '')) LIKE ? ESCAPE '\\'")
         params.append("%" + flt.camera.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     for tag in flt.tags:  # IN (the tag's asset ids) is driven by the tag index: 0.3 ms, not a probe per asset
-        where.append("a.id IN (SELECT x.asset_id FROM asset_tags x JOIN tags t ON t.id = x.tag_id WHERE t.name = ?)")
-        params.append(tag)
+        where.append("a.id IN (SELECT x.asset_id FROM asset_tags x JOIN tags t ON t.id = x.tag_id"
+                     " WHERE t.name = ? OR casefold(t.name) = ?)")  # any script's case (database.py)
+        params += [tag, tag.casefold()]
     if flt.min_rating is not None:
         where.append("a.rating >= ?")
         params.append(flt.min_rating)

@@ -29,7 +29,7 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
             continue
         if len(t) > 100:
             raise UsageError(f"tag too long ({len(t)} characters, at most 100)")
-        if t.lower() not in (o.lower() for o in out):
+        if t.casefold() not in (o.casefold() for o in out):
             out.append(t)
     if not out:
         raise UsageError("no tag given")
@@ -42,16 +42,27 @@ def current_tags(conn: sqlite3.Connection, asset_id: int) -> list[str]:
         key=str.casefold)
 
 
+def find_tag(conn: sqlite3.Connection, tag: str) -> tuple[int, str] | None:
+    """(id, spelling) of the tag that is ``tag`` up to case, in any script; the exact spelling first."""
+    row = conn.execute("SELECT id, name FROM tags WHERE name = ? OR casefold(name) = ? ORDER BY name != ? LIMIT 1",
+                       (tag, tag.casefold(), tag)).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
 def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:
-    """Add tags (case-insensitive, existing spelling wins); returns those actually added."""
-    have = {t.lower() for t in current_tags(conn, asset_id)}
+    """Add tags (case-insensitive in any script, existing spelling wins); returns those actually added."""
+    have = {t.casefold() for t in current_tags(conn, asset_id)}
     added = []
     for tag in tags:
-        if tag.lower() in have:
+        if tag.casefold() in have:
             continue
-        conn.execute("INSERT OR IGNORE INTO tags (name) VALUES (?)", (tag,))
-        tag_id = conn.execute("SELECT id FROM tags WHERE name = ?", (tag,)).fetchone()[0]
+        found = find_tag(conn, tag)
+        if found is None:
+            tag_id = conn.execute("INSERT INTO tags (name) VALUES (?)", (tag,)).lastrowid
+        else:
+            tag_id, tag = found
         conn.execute("INSERT OR IGNORE INTO asset_tags (asset_id, tag_id) VALUES (?, ?)", (asset_id, tag_id))
+        have.add(tag.casefold())
         added.append(tag)
     if added:
         _touch(conn, asset_id)
@@ -61,7 +72,7 @@ def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[s
 def remove_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:
     removed = []
     for tag in tags:
-        row = conn.execute("SELECT id, name FROM tags WHERE name = ?", (tag,)).fetchone()
+        row = find_tag(conn, tag)
         if row and conn.execute("DELETE FROM asset_tags WHERE asset_id = ? AND tag_id = ?",
                                 (asset_id, row[0])).rowcount:
             removed.append(row[1])
