@@ -60,7 +60,7 @@ class ScanIssue(_Dict):
 class PlanItem(_Dict):
     """One thing a scan did or, in a dry run, would do."""
 
-    action: str               # add | change | restore | move | missing | fail | write
+    action: str               # add | change | restore | move | missing | fail | write | adopt
     path: str
     id: int | None = None
     source: str | None = None  # the old path of a move

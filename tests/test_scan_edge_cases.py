@@ -258,3 +258,62 @@ def test_a_search_with_many_excluded_words_is_not_an_fts_error(lib: Path, tmp_pa
         assert [a.name for a in ix.search(f"c {excluded}")] == ["c.jpg"] and ix.count(f"c {excluded}") == 1
         assert ix.search(f"c {excluded} -jpg") == []
         assert ix.search(" ".join(f"w{i}" for i in range(5000))) == []
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_parent_folder_scanned_as_a_root_adopts_the_roots_inside_it(tmp_path: Path) -> None:
+    """`scan /nas/jobs` first, `scan /nas` later: the jobs files were catalogued a second time under /nas, with
+    ratings and tags left on the first copy. Now the old root becomes a folder of the new one: same ids and user
+    data, nothing new but what is really new, one root left; the dry run plans exactly that and writes nothing."""
+    nas = tmp_path / "nas"
+    (nas / "jobs" / "sh010").mkdir(parents=True)
+    (nas / "other").mkdir()
+    synth.make_image(nas / "jobs" / "sh010" / "plate.jpg", width=32, height=24)
+    synth.make_image(nas / "jobs" / "ref.jpg", width=32, height=24)
+    synth.make_image(nas / "other" / "new.jpg", width=32, height=24)
+    cat = tmp_path / "cat.sqlite"
+    with MediaIndexer(cat, cache_dir=tmp_path / "cache") as ix:
+        ix.scan(nas / "jobs")
+        plate = next(a for a in ix.search(limit=10) if a.name == "plate.jpg")
+        ix.rate(plate.id, 5)
+        ix.tag(plate.id, ["hero"])
+        ix.close()
+        before = _digest(cat)
+        dry = ix.scan(nas, dry_run=True)
+        assert _digest(cat) == before
+        assert [(p.action, p.path) for p in dry.plan if p.action in ("adopt", "add")] == [
+            ("adopt", f"{nas}/jobs"), ("add", f"{nas}/other/new.jpg")]
+        assert (dry.added, dry.unchanged) == (1, 2)
+        s = ix.scan(nas)
+        assert (s.added, s.unchanged, s.missing, s.failed) == (1, 2, 0, 0)
+        assert [r["url"] for r in ix.roots()] == [str(nas)]
+        again = ix.get(plate.id)
+        assert (again.rating, again.tags) == (5, ["hero"])
+        assert again.path == str(nas / "jobs" / "sh010" / "plate.jpg")
+        assert ix.stats().assets == 3
+        assert [a.id for a in ix.search("nas sh010")] == [plate.id]  # the search rows know the new path
+        assert ix.scan(nas).counts["unchanged"] == 3
+        with ix._read_db().conn as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_a_parent_holding_two_nested_roots_is_refused(tmp_path: Path) -> None:
+    """Roots one inside the other (catalogued twice already, before the refusal above): merging their duplicate
+    rows is not guessed; the parent scan says which root to forget."""
+    nas = tmp_path / "nas"
+    (nas / "a" / "b").mkdir(parents=True)
+    synth.make_image(nas / "a" / "b" / "x.jpg", width=32, height=24)
+    cat = tmp_path / "cat.sqlite"
+    with MediaIndexer(cat, cache_dir=tmp_path / "cache") as ix:
+        ix.scan(nas / "a" / "b")
+        ix.scan(nas / "a")  # adopts a/b
+        assert [r["url"] for r in ix.roots()] == [str(nas / "a")]
+        with ix._write_db().transaction() as conn:  # as a catalog from before the refusal could hold
+            conn.execute("INSERT INTO roots (url, added_at) VALUES (?, 0)", (str(nas / "a" / "b"),))
+        with pytest.raises(RootUnavailableError, match="one inside the other"):
+            ix.scan(nas)
+        assert sorted(r["url"] for r in ix.roots()) == [str(nas / "a"), str(nas / "a" / "b")]

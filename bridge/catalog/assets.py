@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..mediatypes import kind_of_ext, split_ext
-from ..storage import FileStat
+from ..storage import FileStat, join
 
 # Columns copied from bridge.probe.summarize() into the asset row.
 SUMMARY_COLUMNS = (
@@ -59,6 +59,24 @@ def ensure_root(conn: sqlite3.Connection, url: str) -> int:
     if root_id is None:
         root_id = conn.execute("INSERT INTO roots (url, added_at) VALUES (?, ?)", (url, time.time())).lastrowid
     return root_id
+
+
+def adopt_root(conn: sqlite3.Connection, old_root_id: int, new_root_id: int, new_url: str, prefix: bytes) -> int:
+    """The root ``old_root_id`` becomes the folder ``prefix`` of ``new_root_id`` (a parent folder scanned as a
+    root): its folders go under the new root with their assets, so ids, ratings, tags, notes and analyses stay
+    as they are and nothing is catalogued twice; its scan history follows; its root row goes. Returns how many
+    assets came along. The caller holds the transaction (and the scan lock)."""
+    folders = conn.execute("SELECT id, relpath FROM folders WHERE root_id = ?", (old_root_id,)).fetchall()
+    assets = 0
+    for folder_id, relpath in folders:
+        new_rel = join(prefix, relpath) if relpath else prefix
+        conn.execute("UPDATE folders SET root_id = ?, relpath = ? WHERE id = ?", (new_root_id, new_rel, folder_id))
+        conn.execute("UPDATE asset_fts SET path = ? WHERE rowid IN (SELECT id FROM assets WHERE folder_id = ?)",
+                     (fts_path(new_url, new_rel), folder_id))
+        assets += conn.execute("SELECT count(*) FROM assets WHERE folder_id = ?", (folder_id,)).fetchone()[0]
+    conn.execute("UPDATE scans SET root_id = ? WHERE root_id = ?", (new_root_id, old_root_id))
+    conn.execute("DELETE FROM roots WHERE id = ?", (old_root_id,))
+    return assets
 
 
 def load_folders(conn: sqlite3.Connection, root_id: int | None) -> dict[bytes, FolderRow]:

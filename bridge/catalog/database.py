@@ -112,6 +112,19 @@ class Catalog:
         else:
             self.conn.execute("COMMIT")
 
+    def use_private_copy(self) -> None:
+        """From now on work on a private temporary copy (a dry run that plans on top of a change it may not
+        make, such as a scan adopting a root); the catalog file is never written. Read-only catalogs only."""
+        if not self.readonly or self._tmpdir is not None:
+            return  # writable, or already a copy (an older catalog migrated for the dry run)
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="mediaidx-dry-")
+        copy = Path(self._tmpdir.name) / "catalog.sqlite"
+        with contextlib.closing(sqlite3.connect(copy)) as dst:
+            self.conn.backup(dst)
+        self.conn.close()
+        self.conn = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
+        _configure(self.conn)
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()

@@ -53,7 +53,7 @@ def fps_text(fps: str | None) -> str:
 
 PLAN_STYLE = {"add": "green", "change": "yellow", "restore": "yellow", "move": "cyan", "missing": "red",
               "fail": "red", "write": "blue", "probe": "blue", "delete": "red", "remove": "red", "copy": "green",
-              "link": "green", "skip": "dim", "conflict": "red"}
+              "link": "green", "skip": "dim", "conflict": "red", "adopt": "cyan"}
 
 
 def plan_line(p: PlanItem) -> Text:
@@ -87,6 +87,10 @@ def print_scan_summary(s: ScanSummary) -> None:
     tail = "" if s.complete else " [red](incomplete: rerun to finish)[/red]"
     out.print(f"[bold]{'Dry run' if s.dry_run else 'Scanned'}[/bold] {', '.join(s.roots)}: {counts}{extra}"
               f" {verb} in {s.elapsed:.2f} s{tail}".replace("  ", " "))
+    if not s.dry_run:
+        for p in s.plan:
+            if p.action == "adopt":  # a real scan's one structural change: say it
+                out.print(plan_line(p))
     if s.issues and not s.dry_run:
         err.print(f"[yellow]{s.issue_count} issue(s):[/yellow]")
         for issue in s.issues[:20]:

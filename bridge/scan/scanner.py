@@ -200,9 +200,18 @@ class Scanner:
                 raise
             return
         root_id = rows.find_root(self.conn, storage.url)
+        inside = self._roots_inside(storage) if root_id is None else []
+        if inside and self.dry:
+            # The plan must show the files of those roots as what they are (catalogued, not new): adopt them
+            # in a private copy of the catalog and plan on that.
+            self.catalog.use_private_copy()
+            self.conn = self.catalog.conn
+            root_id = self._adopt(storage, inside, summary)
         scan_id = None
         if not self.dry:
             self._begin()
+            if inside:
+                root_id = self._adopt(storage, inside, summary)  # same transaction as the new root
             root_id = root_id or rows.ensure_root(self.conn, storage.url)
             scan_id = self.conn.execute(
                 "INSERT INTO scans (root_id, started_at, status) VALUES (?, ?, 'running')",
@@ -246,6 +255,44 @@ class Scanner:
                     self.conn.execute("UPDATE roots SET last_scan_at = ?, last_scan = ? WHERE id = ?",
                                       (time.time(), _summary_json(summary), root_id))
                 self._commit()
+
+    def _roots_inside(self, storage: Storage) -> list[tuple[int, str, bytes]]:
+        """Catalog roots inside this new local root, as (root id, url, folder path inside this root): a parent
+        folder scanned as a root (``scan /nas`` after ``scan /nas/jobs``). Only folders the walk reaches as
+        themselves (no symlink on the way) count; roots nested in each other (catalogued twice already) are
+        refused, as merging their duplicate rows is not something a scan should guess."""
+        local = storage.local_path(b"")
+        if local is None:
+            return []
+        real = os.path.realpath(local).rstrip(b"/") + b"/"
+        found = []
+        for root_id, url in self.conn.execute("SELECT id, url FROM roots ORDER BY url").fetchall():
+            if "://" in url:
+                continue
+            other = os.path.realpath(os.fsencode(url))
+            if not other.startswith(real):
+                continue
+            prefix = other[len(real):]
+            parts = prefix.split(b"/")
+            if any(os.path.islink(os.path.join(local, *parts[:i + 1])) for i in range(len(parts))):
+                continue  # reached through a link: the walk does not go there as this path
+            found.append((root_id, url, prefix))
+        for i, (_, url, prefix) in enumerate(found):
+            for _, other_url, other_prefix in found[i + 1:]:
+                if other_prefix.startswith(prefix + b"/"):
+                    raise RootUnavailableError(f"{storage.url}: holds the catalog roots {url} and {other_url}, one "
+                                               "inside the other; `mediaidx roots forget` one of them first")
+        return found
+
+    def _adopt(self, storage: Storage, inside: list[tuple[int, str, bytes]], summary: ScanSummary) -> int:
+        """Make ``storage`` a root holding the roots ``inside`` as folders (rows.adopt_root); its root id."""
+        root_id = rows.ensure_root(self.conn, storage.url)
+        for old_id, url, prefix in inside:
+            n = rows.adopt_root(self.conn, old_id, root_id, storage.url, prefix)
+            summary.plan.append(PlanItem("adopt", storage.display(prefix),
+                                         reason=f"the root {url} becomes this folder of {storage.url}; its {n} "
+                                                "assets keep their ids, ratings, tags and notes"))
+        return root_id
 
     def _check_not_inside_a_root(self, storage: Storage) -> None:
         """A local folder that is a catalog root under another name (a symlink to it) or lies inside one would
