@@ -32,6 +32,7 @@ def ix(tmp_path: Path) -> MediaIndexer:
 
 
 def backup(ix: MediaIndexer, dest: Path, **extra: object) -> dict:
+    dest.mkdir(parents=True, exist_ok=True)  # a backup folder is made (or mounted) by its owner
     (r,) = ix.run_workflow({"action": "backup", "backup_root": str(dest), **extra})
     return r
 
@@ -69,7 +70,7 @@ def test_backup_filters_and_dry_run(ix: MediaIndexer, tmp_path: Path) -> None:
     dry = backup(ix, tmp_path / "bk", kind="video", dry_run=True)
     plan = [p for p in dry["result"]["plan"] if p["action"] == "copy"]
     assert sorted(Path(p["path"]).name for p in plan) == ["A.mov", "B.mp4"]
-    assert not (tmp_path / "bk").exists()
+    assert list((tmp_path / "bk").iterdir()) == []  # nothing written into it
     r = backup(ix, tmp_path / "bk", has_audio=True)
     assert r["result"]["copied"] == 1 and (tmp_path / "bk" / "nas" / "clips" / "B.mp4").exists()
 
@@ -144,3 +145,17 @@ def test_album_from_a_catalog_selection(ix: MediaIndexer, tmp_path: Path) -> Non
 def test_album_file_without_a_readable_source(tmp_path: Path) -> None:
     r = sync_album([AlbumFile(str(tmp_path / "gone.jpg"), None)], tmp_path / "p", "x")
     assert r.failed == 1 and r.plan[0].action == "fail"
+
+
+def test_a_backup_root_that_is_not_there_is_not_made_unless_asked(ix: MediaIndexer, tmp_path: Path) -> None:
+    """A backup disk that is not mounted leaves an empty mount point (or nothing): making the folder there would
+    fill the system disk with the backup. The step fails, dry run included, and creates nothing; with
+    "create_root": true the folder is made."""
+    disk = tmp_path / "mnt" / "backup-disk"
+    disk.mkdir(parents=True)  # the mount point, disk not mounted
+    for dry in (True, False):
+        (r,) = ix.run_workflow({"action": "backup", "backup_root": str(disk / "studio")}, dry_run=dry)
+        assert r["status"] == "failed" and "no such folder" in r["error"] and "create_root" in r["error"]
+    assert list(disk.iterdir()) == []
+    (r,) = ix.run_workflow({"action": "backup", "backup_root": str(disk / "studio"), "create_root": True})
+    assert r["status"] == "ok" and r["result"]["copied"] == 3

@@ -41,14 +41,14 @@ def test_backup_of_a_name_that_is_not_utf8_is_copied_and_recorded(lib: Path, tmp
     odd = os.fsencode(lib) + b"/take\xff\n1.jpg"
     shutil.copy(lib / "s.jpg", odd)
     with open_ix(tmp_path, lib) as ix:
-        (r,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk")})
+        (r,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk"), "create_root": True})
         assert r["status"] == "ok", r.get("error")
         assert r["result"]["copied"] == 3
         copy = os.fsencode(tmp_path / "bk" / "nas") + b"/take\xff\n1.jpg"
         assert sha(copy) == sha(odd)
         conn = sqlite3.connect(tmp_path / "cat.sqlite")
         assert conn.execute("SELECT count(*) FROM backups").fetchone() == (3,)
-        (again,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk")})
+        (again,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk"), "create_root": True})
         assert again["status"] == "ok" and again["result"]["skipped"] == 3
 
 
@@ -68,7 +68,7 @@ def test_backup_root_above_the_library_is_a_failure_not_already_backed_up(lib: P
 
 def test_backup_root_inside_the_library_does_not_back_up_its_own_copies(lib: Path, tmp_path: Path) -> None:
     spec = {"workflow": [{"action": "scan", "root": str(lib)},
-                         {"action": "backup", "backup_root": str(lib / "backup")}]}
+                         {"action": "backup", "backup_root": str(lib / "backup"), "create_root": True}]}
     with open_ix(tmp_path, lib) as ix:
         for _ in range(3):
             results = ix.run_workflow(spec)
@@ -149,7 +149,7 @@ def test_backup_does_not_trust_a_part_file_left_by_a_killed_backup(lib: Path, tm
     part.write_bytes(b"first megabyte, then the power went")
     with open_ix(tmp_path, lib) as ix:
         (dry,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk")}, dry_run=True)
-        (r,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk")})
+        (r,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk"), "create_root": True})
     assert [p["action"] for p in dry["result"]["plan"]] == [p["action"] for p in r["result"]["plan"]]
     assert r["status"] == "ok" and r["result"]["copied"] == 2
     assert sha(tmp_path / "bk" / "nas" / "clips" / "A.mov") == sha(lib / "clips" / "A.mov")

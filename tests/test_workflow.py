@@ -55,7 +55,7 @@ def test_invalid_workflows_are_refused_naming_step_and_field(ix: MediaIndexer, s
 
 def test_nothing_runs_when_a_later_step_is_invalid(ix: MediaIndexer, lib: Path, tmp_path: Path) -> None:
     spec = {"workflow": [{"action": "scan", "root": str(lib)},
-                         {"action": "backup", "backup_root": str(tmp_path / "bk")},
+                         {"action": "backup", "backup_root": str(tmp_path / "bk"), "create_root": True},
                          {"action": "stats", "colour": "red"}]}
     with pytest.raises(WorkflowError, match="step 3 \\(stats\\): unknown field 'colour'"):
         ix.run_workflow(spec)
@@ -68,7 +68,7 @@ def test_scan_backup_album_stats_in_one_workflow(ix: MediaIndexer, lib: Path, tm
     synth.make_image(phone / "IMG_1.jpg", width=32, height=32, exif_ifd={0x9003: "2024:07:01 10:00:00"})
     spec = {"workflow": [
         {"action": "scan", "root": str(lib), "thumbs": True},
-        {"action": "backup", "backup_root": str(tmp_path / "backup")},
+        {"action": "backup", "backup_root": str(tmp_path / "backup"), "create_root": True},
         {"action": "sync_album", "source": str(phone), "root": str(tmp_path / "photos"), "category": "Summer"},
         {"action": "stats", "name": "totals"},
     ]}
@@ -100,7 +100,7 @@ def test_dry_run_workflow_changes_nothing(ix: MediaIndexer, lib: Path, tmp_path:
     ix.close()
     before = (tmp_path / "cat.sqlite").read_bytes()
     spec = {"workflow": [{"action": "scan", "root": str(lib), "thumbs": True},
-                         {"action": "backup", "backup_root": str(tmp_path / "backup")}]}
+                         {"action": "backup", "backup_root": str(tmp_path / "backup"), "create_root": True}]}
     results = ix.run_workflow(spec, dry_run=True)
     ix.close()
     assert all(r["status"] == "ok" and r["dry_run"] for r in results)

@@ -17,6 +17,7 @@ import xxhash
 
 from ..catalog import Catalog
 from ..catalog.search import SearchFilters, count, where_clause
+from ..errors import UsageError
 from ..models import PlanItem
 from ..storage import join
 from .fileops import DestinationExists, check_folder_target, hash_file, verified_copy
@@ -76,11 +77,17 @@ def _items(conn: Any, backup_root: Path, query: str | None, flt: SearchFilters) 
 
 
 def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | None = None,
-           filters: SearchFilters | None = None, dry_run: bool = False,
+           filters: SearchFilters | None = None, dry_run: bool = False, create_root: bool = False,
            progress: Callable[[int, int, str], None] | None = None) -> BackupReport:
-    """Copy every matching present asset to ``backup_root``; the report lists each copy, skip and conflict."""
+    """Copy every matching present asset to ``backup_root``; the report lists each copy, skip and conflict.
+
+    ``backup_root`` must exist unless ``create_root``: a backup disk that is not mounted leaves its mount point
+    (or nothing) where the folder should be, and creating the folder there would fill the system disk."""
     root = Path(backup_root).absolute()
     check_folder_target(root)
+    if not create_root and not root.is_dir():
+        raise UsageError(f"{backup_root}: no such folder; mount the backup disk or create the folder "
+                         "(or set \"create_root\": true to have it made)")
     flt = filters or SearchFilters()
     conn = db.conn
     report = BackupReport(dry_run=dry_run)

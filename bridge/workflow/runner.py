@@ -56,6 +56,7 @@ def _backup(ix: MediaIndexer, step: Step, dry: bool, progress: ProgressFn | None
     db = Catalog(ix.catalog_path, readonly=dry)
     try:
         report = backup(db, step.params["backup_root"], query=query, filters=flt, dry_run=dry,
+                        create_root=step.params.get("create_root", False),
                         progress=_progress_adapter(progress, "backup"))
     finally:
         db.close()

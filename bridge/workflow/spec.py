@@ -33,7 +33,7 @@ ACTIONS: dict[str, ActionSpec] = {
         "sync the catalog with one or more roots"),
     "stats": ActionSpec({}, {}, "library statistics"),
     "backup": ActionSpec(
-        {"backup_root": STR}, dict(FILTER_FIELDS),
+        {"backup_root": STR}, {**FILTER_FIELDS, "create_root": BOOL},
         "copy matching assets to backup_root with verified hashes; never overwrite a different file"),
     "sync_album": ActionSpec(
         {"root": STR, "category": STR},

@@ -234,7 +234,7 @@ def test_a_workflow_over_http_names_only_allowed_paths(catalog, tmp_path) -> Non
         assert not list(outside.glob("**/trip")) and sorted(p.name for p in outside.iterdir()) == [
             "still_0.png", "still_1.png"]
         # Inside: the same workflow runs.
-        ok = [scan_first, {"action": "backup", "backup_root": str(allowed / "backup"), "kind": "image"}]
+        ok = [scan_first, {"action": "backup", "backup_root": str(allowed / "backup"), "kind": "image", "create_root": True}]
         job = wait_job(c, c.post("/api/workflows", json={"workflow": {"workflow": ok}, "dry_run": False}).json()["id"])
         assert job["state"] == "done", job
         assert len(list((allowed / "backup").rglob("*.png"))) == 2 and len(list((allowed / "backup").rglob("*.jpg"))) == 2
