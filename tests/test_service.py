@@ -280,9 +280,19 @@ def test_push_from_the_cli_reaches_the_named_session(library, bridge_process) ->
         received: list[dict] = []
         blender.on("shots", lambda d, m: received.append(d))
         sid = asset_id(blender, "sh010_plate.mov")
-        r = subprocess.run([*CLI, "--catalog", str(cat), "push", str(sid), str(root / "sh020_plate.mp4"),
-                            "--to", "comp-01", "--mode", "strip", "--bridge", bridge.endpoint, "--json"],
-                           capture_output=True, text=True, timeout=60)
+        args = [*CLI, "--catalog", str(cat), "push", str(sid), str(root / "sh020_plate.mp4"),
+                "--to", "comp-01", "--mode", "strip", "--bridge", bridge.endpoint, "--json"]
+        dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        plan = json.loads(dry.stdout)
+        assert plan["dry_run"] is True and plan["would_deliver"] == 2 and plan["to"] == "comp-01"
+        assert [s["mode"] for s in plan["shots"]] == ["strip", "strip"] and plan["shots"][0]["asset"] == sid
+        assert plan["shots"][1]["path"] == str(root / "sh020_plate.mp4")
+        assert not blender.wait(lambda: received, 1.0)  # the dry run sent nothing
+        dry_bad = subprocess.run([*args[:-1], "--dry-run", "--to", "nobody"], capture_output=True, text=True,
+                                 timeout=60)
+        assert dry_bad.returncode == 1 and "no Blender session named 'nobody'" in dry_bad.stderr
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == {"delivered": 2, "to": "comp-01"}
         assert blender.wait(lambda: received, 10)

@@ -437,6 +437,7 @@ def push(
     server_key: Annotated[str | None, typer.Option(help="The bridge's public key (CURVE), or a .key file.")] = None,
     client_key: Annotated[Path | None, typer.Option(help="This client's .key_secret file (CURVE).")] = None,
     timeout: Annotated[float, typer.Option(min=0.5)] = 10.0,
+    dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send shots to a running Blender session, which imports them."""
@@ -445,9 +446,14 @@ def push(
     if mode not in ("clip", "camera-bg", "strip", "plane"):
         raise UsageError(f"--mode must be clip, camera-bg, strip or plane, not {mode!r}")
     ids = [int(a) if a.isdigit() else _ix(ctx).get(a).id for a in assets]
-    result = push_shots(bridge, to, ids, mode, server_key=server_key, client_key=client_key, timeout=timeout)
+    result = push_shots(bridge, to, ids, mode, server_key=server_key, client_key=client_key, timeout=timeout,
+                        dry_run=dry_run)
     if as_json:
         render.print_json(result)
+    elif dry_run:
+        render.out.print(f"dry run, nothing sent; {result['to']} would import {result['would_deliver']} shot(s):")
+        for s in result["shots"]:
+            render.out.print(f"  {s['mode']:9} {s['path']}  #{s['asset']}")
     else:
         render.out.print(f"sent {result['delivered']} shot(s) to {result['to']}")
 

@@ -39,12 +39,16 @@ def connect(address: str, *, name: str, server_key: str | None = None, client_ke
 
 
 def push_shots(address: str, to: str, asset_ids: list[int], mode: str, *, server_key: str | None = None,
-               client_key: Path | None = None, timeout: float = 10.0) -> dict[str, Any]:
+               client_key: Path | None = None, timeout: float = 10.0, dry_run: bool = False) -> dict[str, Any]:
+    """Send shots to a Blender session through the bridge; ``dry_run`` has the bridge check the session, the
+    assets and the mode exactly as for a real push and answer what it would send, sending nothing."""
     client = connect(address, name=f"mediaidx-push-{id(object())}", server_key=server_key, client_key=client_key,
                      timeout=timeout)
     try:
-        return client.call("push", {"to": to, "shots": [{"asset": i, "mode": mode} for i in asset_ids]},
-                           timeout_s=timeout)
+        args: dict[str, Any] = {"to": to, "shots": [{"asset": i, "mode": mode} for i in asset_ids]}
+        if dry_run:
+            args["dry_run"] = True
+        return client.call("push", args, timeout_s=timeout)
     except P.RemoteError as exc:
         raise MediaIdxError(exc.message) from None
     finally:

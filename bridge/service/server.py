@@ -508,6 +508,10 @@ class BridgeServer:
             if mode not in ("clip", "camera-bg", "strip", "plane"):
                 raise P.ProtocolError(P.BAD_REQUEST, f"unknown import mode {mode!r}")
             out.append({"mode": mode, "asset": self._asset_dict(asset_id)})
+        if P.arg(args, "dry_run", bool, False):  # everything checked as for a real push; nothing sent
+            return {"dry_run": True, "would_deliver": len(out), "to": target.name,
+                    "shots": [{"asset": s["asset"]["id"], "path": s["asset"].get("path"), "mode": s["mode"]}
+                              for s in out]}
         sender = self.sessions.get(identity)
         sock_msg = P.event("shots", {"shots": out, "from": sender.name if sender else "mediaidx"})
         # Sent now, not queued: a session whose Blender has quit (it is listed until SESSION_TTL_S) is refused by
