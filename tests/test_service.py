@@ -386,9 +386,15 @@ def test_an_exposed_bridge_needs_keys_and_refuses_strangers(library, tmp_path: P
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "refusing to listen" in refused.stderr
     keys = tmp_path / "keys"
+    dry = subprocess.run([*CLI, "keys", "--dir", str(keys), "--client", "studio-ws1", "--dry-run"],
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and not keys.exists(), dry.stderr  # the dry run writes nothing
     made = subprocess.run([*CLI, "keys", "--dir", str(keys), "--client", "studio-ws1"], capture_output=True,
                           text=True, timeout=60)
     assert made.returncode == 0, made.stderr
+    written = sorted(str(p) for p in keys.rglob("*") if p.is_file())
+    planned = sorted(line.split()[1] for line in dry.stdout.splitlines() if line.startswith("write"))
+    assert planned == written  # ... and lists exactly the files the real run writes
     server_pub = (keys / "server.key")
     proc = subprocess.Popen([*CLI, "--catalog", str(cat), "--cache-dir", str(cache), "serve", "--bind",
                              "tcp://0.0.0.0:*", "--keys", str(keys)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -463,11 +463,15 @@ def keys(
     folder: Annotated[Path | None, typer.Option("--dir", help="Key folder (default: per-user config).")] = None,
     client: Annotated[str | None, typer.Option(help="Also make (and authorize) a key pair for this client.")] = None,
     authorize: Annotated[Path | None, typer.Option(help="Authorize a client's public .key file.")] = None,
+    dry_run: DryOpt = False,
 ) -> None:
     """Create the bridge's CURVE keys (needed to listen beyond loopback) and client keys."""
     from ..service.security import Keys, default_keys_dir
 
     k = Keys(folder or default_keys_dir())
+    if dry_run:
+        render.print_plan(k.plan(client, authorize), "dry run, nothing written; keys would")
+        return
     _pub, created = k.create_server()
     render.out.print(f"{'created' if created else 'using'} server keys in {k.folder}")
     render.out.print(f"server public key: {k.public_text()}")

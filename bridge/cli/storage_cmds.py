@@ -17,6 +17,7 @@ from ..storage.credentials import (
     store_in_keyring,
 )
 from . import render
+from .options import DryOpt
 
 creds_app = typer.Typer(help="Credentials for s3://, smb:// and sftp:// roots (secrets are prompted for).",
                         no_args_is_help=True)
@@ -26,10 +27,14 @@ EndpointOpt = Annotated[str | None, typer.Option("--endpoint-url", help="S3-comp
 
 
 @creds_app.command("set")
-def set_secret(url: UrlArg, endpoint_url: EndpointOpt = None) -> None:
+def set_secret(url: UrlArg, endpoint_url: EndpointOpt = None, dry_run: DryOpt = False) -> None:
     """Store the root's password (SMB, SFTP) or secret access key (S3) in the system keyring."""
     u = parse_url(url, endpoint_url)
     what = "secret access key" if u.scheme == "s3" else "password"
+    if dry_run:  # nothing prompted, nothing stored
+        render.out.print(f"dry run: would prompt for the {what} and store it in the keyring: service "
+                         f"'{KEYRING_SERVICE}', entry '{u.credential_key}'")
+        return
     secret = getpass.getpass(f"{what} for {u.credential_key}: ")
     if not secret:
         raise UsageError("nothing entered; nothing stored")
@@ -55,11 +60,19 @@ def show(url: UrlArg, endpoint_url: EndpointOpt = None) -> None:
 
 
 @creds_app.command("delete")
-def delete(url: UrlArg, endpoint_url: EndpointOpt = None) -> None:
+def delete(url: UrlArg, endpoint_url: EndpointOpt = None, dry_run: DryOpt = False) -> None:
     """Remove the root's secret from the system keyring."""
     import keyring
 
     u = parse_url(url, endpoint_url)
+    if dry_run:
+        try:
+            present = keyring.get_password(KEYRING_SERVICE, u.credential_key) is not None
+        except Exception as exc:
+            raise UsageError(f"the system keyring cannot be read ({type(exc).__name__})") from None
+        render.out.print(f"dry run: would remove '{u.credential_key}' from the keyring" if present
+                         else f"dry run: nothing to remove ('{u.credential_key}' is not in the keyring)")
+        return
     try:
         keyring.delete_password(KEYRING_SERVICE, u.credential_key)
     except Exception as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import MediaIdxError, UsageError
+from ..models import PlanItem
 
 
 class Forbidden(MediaIdxError):
@@ -76,12 +77,38 @@ class Keys:
         os.chmod(sec, 0o600)
         return Path(pub), True
 
+    def plan(self, client: str | None = None, authorize: Path | None = None) -> list[PlanItem]:
+        """What ``mediaidx keys`` with these options would write (its dry run); checks what it would check."""
+        items = []
+        if self.server_secret.exists():
+            items.append(PlanItem("skip", str(self.server_secret), reason="server keys exist: kept"))
+        else:
+            items += [PlanItem("write", str(self.server_public), reason="server public key"),
+                      PlanItem("write", str(self.server_secret), reason="server secret key (mode 600)")]
+        if client:
+            self._check_client_name(client)
+            out = self.folder / "clients"
+            items += [PlanItem("write", str(out / f"{client}.key"), reason="client public key"),
+                      PlanItem("write", str(out / f"{client}.key_secret"),
+                               reason="client secret key: give it to that machine"),
+                      PlanItem("write", str(self.authorized / f"{client}.key"), reason="authorize the client")]
+        if authorize:
+            if not Path(authorize).is_file():
+                raise UsageError(f"{authorize}: no such public key file")
+            items.append(PlanItem("copy", str(self.authorized / Path(authorize).name), source=str(authorize),
+                                  reason="authorize the client"))
+        return items
+
+    @staticmethod
+    def _check_client_name(name: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise UsageError(f"client name {name!r}: letters, digits, '.', '-' and '_' only")
+
     def create_client(self, name: str, out_dir: Path | None = None) -> tuple[Path, Path]:
         """A client key pair, authorized here; the secret key file goes to the client's machine."""
         import zmq.auth
 
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise UsageError(f"client name {name!r}: letters, digits, '.', '-' and '_' only")
+        self._check_client_name(name)
         out = Path(out_dir) if out_dir else self.folder / "clients"
         out.mkdir(parents=True, exist_ok=True)
         pub, sec = zmq.auth.create_certificates(out, name)
