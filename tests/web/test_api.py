@@ -179,7 +179,7 @@ def test_scan_cancel(client, tmp_path: Path) -> None:
 
 def test_workflow_dry_run_first(client, tmp_path: Path) -> None:
     backup = tmp_path / "backup"
-    wf = {"workflow": [{"action": "backup", "backup_root": str(backup), "kind": "image"}, {"action": "stats"}]}
+    wf = {"workflow": [{"action": "backup", "backup_root": str(backup), "kind": "image", "create_root": True}, {"action": "stats"}]}
     dry = wait_job(client, client.post("/api/workflows", json={"workflow": wf}).json()["id"])
     assert dry["state"] == "done" and dry["result"]["dry_run"] and not backup.exists()
     assert [s["action"] for s in dry["result"]["steps"]] == ["backup", "stats"]
