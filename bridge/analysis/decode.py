@@ -205,6 +205,12 @@ def small_frames(source: Source, *, width: int = SMALL_WIDTH, fast: bool = True,
     if skipping:
         cc.skip_frame = "NONREF"
     by_time = skip_nonref or control is not None
+    # Frames lost to damage (a demuxer resyncing past bad bytes drops them silently) must not shift the numbers
+    # of every frame after them: in a constant-rate stream a gap of 1.5 frame durations or more between two
+    # decoded frames counts the missing ones. A variable-rate stream is counted as decoded (its gaps are holds).
+    cfr = bool(stream.average_rate and stream.base_rate and stream.average_rate == stream.base_rate)
+    hole = 1.5 if cfr else math.inf
+    prev_t: float | None = None
     tb = stream.time_base
     end_pts: int | None = None
     last_index = -1
@@ -233,7 +239,13 @@ def small_frames(source: Source, *, width: int = SMALL_WIDTH, fast: bool = True,
                 if origin is None:
                     origin = t or 0.0
                 t = index / info.fps if t is None else t - origin
-                last_index = max(last_index + 1, round(t * info.fps)) if by_time else index
+                if by_time:
+                    last_index = max(last_index + 1, round(t * info.fps))
+                elif prev_t is not None and (t - prev_t) * info.fps >= hole:
+                    last_index += round((t - prev_t) * info.fps)
+                else:
+                    last_index += 1
+                prev_t = t
                 y, u, v = _planes(frame, width)
                 yield SmallFrame(last_index, t, y, u, v, frame if keep_frame else None)
                 index += 1

@@ -74,10 +74,25 @@ def analyze_video(source: Source, *, min_shot: float = 0.3, threads: int = 0, na
     return Analysis(result, picks, hero, rotation, time.perf_counter() - started, src)
 
 
+PICTURE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+
+def picture_format(dest: str | os.PathLike[str]) -> str:
+    """The PIL format for ``dest``'s extension; a UsageError for any other (a JPEG named .gif or .tif would
+    be a mislabelled file that other tools refuse or misread). Callers check before a long analysis."""
+    from ..errors import UsageError
+
+    fmt = PICTURE_FORMATS.get(Path(dest).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{dest}: cannot write {Path(dest).suffix or 'a file without an extension'}: "
+                         "give a .jpg, .png or .webp name")
+    return fmt
+
+
 def save_picture(rgb: np.ndarray, dest: str | os.PathLike[str], *, quality: int = 90) -> Path:
     """Write beside dest, then rename (a reader never sees half a file). Format from the extension."""
     dest = Path(dest)
-    fmt = {".png": "PNG", ".webp": "WEBP"}.get(dest.suffix.lower(), "JPEG")
+    fmt = picture_format(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     try:

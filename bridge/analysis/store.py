@@ -128,10 +128,24 @@ def hero_paths(conn: sqlite3.Connection) -> set[str]:
     return {h for (h,) in conn.execute("SELECT hero FROM analyses WHERE hero IS NOT NULL AND hero != ''")}
 
 
+def _up_to_date(conn: sqlite3.Connection, asset_id: int, thumbs_dir: Path) -> dict[str, Any] | None:
+    """The stored result (shot count, hero file) when the asset's analysis is of its present content, by this
+    ANALYSIS_VERSION, without an error, and its hero file (if it has one) is still in the cache; else None."""
+    from .pipeline import ANALYSIS_VERSION
+
+    stored = load_analysis(conn, asset_id)
+    if stored is None or stored["version"] != ANALYSIS_VERSION or stored["error"] or not is_current(conn, asset_id):
+        return None
+    hero = hero_file(conn, asset_id, thumbs_dir)
+    if stored["hero"] and hero is None:
+        return None
+    return {"shots": stored["shot_count"], "hero": str(hero) if hero else None}
+
+
 def _naming(exc: OSError, label: str) -> OSError:
     """``exc`` with the file's path or URL as its filename (the CLI prints ``<url>: <reason>``); same type,
     so a StorageUnreachable stays one."""
-    if exc.filename:
+    if exc.filename and not isinstance(exc.filename, bytes):   # a local path as bytes would print as b'...'
         return exc
     try:
         return type(exc)(exc.errno or errno.EIO, exc.strerror or str(exc), label)
@@ -153,16 +167,29 @@ def analyze_asset(ix: Any, ref: str | int, *, dry_run: bool = False) -> dict[str
     fh: Any = None
     try:
         asset_id = search_mod.resolve(db.conn, ref)
-        kind, size, fingerprint = db.conn.execute(
-            "SELECT kind, size, fingerprint FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        kind, size, mtime_ns, fingerprint = db.conn.execute(
+            "SELECT kind, size, mtime_ns, fingerprint FROM assets WHERE id = ?", (asset_id,)).fetchone()
         had_fingerprint = fingerprint is not None
         if kind != "video":
-            raise UsageError(f"asset {asset_id} is {'an' if kind == 'image' else 'a'} {kind}, not a video")
+            raise UsageError(f"asset {asset_id} is {'an' if kind in ('image', 'audio') else 'a'} {kind}, not a video")
         url, rel = search_mod.native_path(db.conn, asset_id)
         storage = open_storage(url)  # as the scan does: a local folder, or a remote root by its stored URL
         local = storage.local_path(rel)
         label = os.fsdecode(local) if local is not None else storage.display(rel)
         try:
+            # The analysis is filed under the catalogued content's fingerprint (and its hero file, which copies of
+            # that content share): a file changed since its scan would put another clip's shots and hero there.
+            if local is not None:   # os.stat: a catalogued link was followed by its scan
+                st = os.stat(local)
+                changed = st.st_size != size or st.st_mtime_ns != mtime_ns
+            else:                   # a remote listing's times may not match a stat's: the size tells
+                changed = storage.stat(rel).size != size
+            if changed:
+                raise UsageError(f"{label}: changed since it was scanned; scan it again before analysing it")
+            done = _up_to_date(db.conn, asset_id, Path(ix.thumbs_dir))
+            if done is not None:   # analysed from this very content by this version: nothing to do
+                return {"dry_run": dry_run, "asset": asset_id, "up_to_date": True,
+                        **({"plan": []} if dry_run else {"error": None}), **done}
             if local is None and (fingerprint is None or not dry_run):
                 fh = storage.open(rel, size)  # size from the catalog: no stat request
             if fingerprint is None:

@@ -93,7 +93,9 @@ def register(app: typer.Typer) -> None:
         """The clip's hero image: sharp, well exposed, colourful, faces preferred, never a black, flash or
         transition frame; its scores say why it won."""
         from ..analysis import AnalysisError, analyze_video, write_hero
+        from ..analysis.pipeline import picture_format
 
+        picture_format(out)   # a bad name fails now, not after the whole clip was decoded
         a = analyze_video(file)
         if a.hero is None:
             raise AnalysisError(f"{file}: no frame could be scored")
@@ -116,7 +118,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One image with the clip's key frames in a grid, each labelled with its shot and timecode."""
         from ..analysis import analyze_video, write_contact_sheet
+        from ..analysis.pipeline import picture_format
 
+        picture_format(out)
         a = analyze_video(file)
         path = write_contact_sheet(a, out, columns=columns, thumb_width=thumb_width)
         if as_json:
@@ -135,6 +139,10 @@ def register(app: typer.Typer) -> None:
         result = ctx.obj["indexer"].analyze(asset, dry_run=dry_run)
         if as_json:
             render.print_json(result)
+            return
+        if result.get("up_to_date"):
+            render.out.print(f"up to date (analysed from this content): {result['shots']} shot(s); "
+                             f"hero: {result['hero'] or 'none'}")
             return
         if dry_run:
             for p in result["plan"]:

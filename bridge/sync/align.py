@@ -268,6 +268,11 @@ def sync_pair(ref: str, other: str, *, env_ref: np.ndarray | None = None, env_ot
     ref_starts = [round((t + coarse - margin) * FINE_RATE) / FINE_RATE for t in starts]
     segs = decode.windows(other, [(t, w) for t in starts], FINE_RATE)
     refws = decode.windows(ref, [(r, w + 2 * margin) for r in ref_starts], FINE_RATE)
+    # a window cut short by the reference's end is zero-padded to its full length, as one before its start is:
+    # else the lags where the clip's window runs past that end (the overlap's end is only known to the coarse
+    # step) fall outside the search, and the window next to the end measures a wrong peak
+    full = round((w + 2 * margin) * FINE_RATE)
+    refws = [np.concatenate([r, np.zeros(full - len(r), dtype=r.dtype)]) if len(r) < full else r for r in refws]
 
     def measure(slope: float) -> list[tuple[float, float, float]]:
         """(time on this file, offset there, quality) per window. slope 0: the offset at the window's energy

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
@@ -27,6 +28,8 @@ class AudioInfo:
     sample_rate: int
     channels: int
     video_fps: str | None    # "24000/1001" when the file also has video
+    lead: float = 0.0        # seconds from the video's start to the audio's (cameras: -0.08 to +0.2 s seen);
+                             # 0 without video. Sync measures the audio; an editor places the clip by its video
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -51,10 +54,15 @@ def info(path: str) -> AudioInfo:
         elif c.duration:
             dur = c.duration / av.time_base
         fps = None
+        lead = 0.0
         if c.streams.video:
-            rate = c.streams.video[0].average_rate or c.streams.video[0].guessed_rate
+            v = c.streams.video[0]
+            rate = v.average_rate or v.guessed_rate
             fps = f"{rate.numerator}/{rate.denominator}" if rate else None
-        return AudioInfo(path, float(dur or 0.0), a.codec_context.sample_rate or 0, a.codec_context.channels or 0, fps)
+            if a.start_time is not None and v.start_time is not None and a.time_base and v.time_base:
+                lead = float(a.start_time * a.time_base - v.start_time * v.time_base)
+        return AudioInfo(path, float(dur or 0.0), a.codec_context.sample_rate or 0, a.codec_context.channels or 0, fps,
+                         lead)
 
 
 def _mono(container: av.container.InputContainer, rate: int, start: float | None = None):
@@ -66,16 +74,58 @@ def _mono(container: av.container.InputContainer, rate: int, start: float | None
     if start and start > SEEK_AFTER_S:  # short offsets: decode from 0 (exact), long ones: seek
         container.seek(int(max(0.0, start) / stream.time_base), stream=stream, backward=True, any_frame=False)
     first = True
-    for frame in container.decode(stream):
+    last = np.zeros(0, dtype=np.float32)
+    for frame in _frames(container, stream, rate):
+        if isinstance(frame, tuple):
+            # a packet that would not decode: its length filled (keeps the timing of what follows) with the last
+            # sound repeated, not silence: digital silence would make its edges the loudest onsets of the file
+            n, at = frame
+            t0, first = (at if first else None), False
+            yield t0, np.resize(last, n) if len(last) else np.zeros(n, dtype=np.float32)
+            continue
         t0 = None
         if first:   # only the first block's time is used (by window()); Fraction arithmetic per frame is slow
             t0 = float(frame.pts * stream.time_base) if frame.pts is not None else None
             first = False
         for out in resampler.resample(frame):
-            yield t0, out.to_ndarray().reshape(-1)
+            last = out.to_ndarray().reshape(-1)
+            yield t0, last
             t0 = None
     for out in resampler.resample(None):
         yield None, out.to_ndarray().reshape(-1)
+
+
+def _frames(container: av.container.InputContainer, stream: av.AudioStream,
+            rate: int) -> Iterator[av.AudioFrame | tuple[int, float | None]]:
+    """The stream's decoded frames; for a packet that fails to decode (a corrupt stretch), (its duration in
+    samples at `rate`, its time) instead, as ffmpeg itself carries on past one: a recording with a damaged
+    second still syncs by the rest, and what follows keeps its place. Reading stops at a damaged or truncated
+    container; nothing read at all is an error."""
+    got = False
+    failed = 0
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError:
+            if not got:
+                raise
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:   # mostly InvalidDataError; AAC garbage can even give EPERM
+            failed += 1
+            if not got and failed >= 50:   # nothing decodes (a codec FFmpeg lacks, all garbage): an error
+                raise
+            if packet.duration and packet.time_base:
+                at = float(packet.pts * packet.time_base) if packet.pts is not None else None
+                yield round(float(packet.duration * packet.time_base) * rate), at
+            continue
+        for frame in frames:
+            got = True
+            yield frame
 
 
 BANDS_HZ = (100, 300, 600, 1000, 1700, 2700, 4000)   # band edges of the envelope (at 8 kHz)

@@ -23,6 +23,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import av
+import numpy as np
+
 from . import decode
 from .align import ENV_RATE, MIN_CONFIDENCE, SyncResult, _frames, coarse_candidates, onset_envelope, sync_pair
 
@@ -88,6 +91,14 @@ def place_group(n: int, ref: int, coarse: dict[tuple[int, int], list[tuple[float
         if res.status != "synced":
             why.setdefault(b, res.reason)
             continue
+        other = _ambiguous(a, b, k, res, edge(a, b), verify, tried, key)
+        if other is not None:
+            # a sound that repeats (a metronome, a loop, a hum) fits at more than one offset: no offset is known
+            why[b] = (f"ambiguous: the sound repeats, offsets {res.offset_seconds:+.3f} s and "
+                      f"{other.offset_seconds:+.3f} s fit equally well")
+            for r in (res, other):
+                r.status, r.reason, r.confidence = "unsynced", why[b], 0.0
+            continue
         offset, scale = compose(placed[a], res)
         placed[b] = Placement(offset, scale, placed[a].drift_known and res.drift_ppm is not None, a,
                               min(placed[a].confidence, -negc), res)
@@ -131,6 +142,24 @@ def place_group(n: int, ref: int, coarse: dict[tuple[int, int], list[tuple[float
     return placed, why
 
 
+def _ambiguous(a: int, b: int, k: int, res: SyncResult, cands: list[tuple[float, float]],
+               verify: Callable[[int, int, tuple[float, float]], SyncResult], tried: set[tuple[int, int, int]],
+               key: Callable[[int, int, int], tuple[int, int, int]]) -> SyncResult | None:
+    """Another strong coarse candidate of the edge that the fine windows confirm just as well, at an offset other
+    than the verified one; None when there is none. Why: music whose wrong bars outscore the right one is told
+    apart by the fine windows, but a sound that truly repeats passes them at every repeat, and picking the first
+    would be a confident wrong offset."""
+    for k2, (off, conf) in enumerate(cands):
+        if k2 == k or conf < MIN_CONFIDENCE or key(a, b, k2) in tried:
+            continue
+        tried.add(key(a, b, k2))
+        alt = verify(a, b, (off, conf))
+        if (alt.status == "synced" and alt.offset_seconds is not None and res.offset_seconds is not None
+                and abs(alt.offset_seconds - res.offset_seconds) > FINE_AGREE_S):
+            return alt
+    return None
+
+
 def _tree_says(pi: Placement, pj: Placement, len_i: float, len_j: float, off: float) -> tuple[float, float, float]:
     """For a coarse edge (j at `off` on i's timeline): j's time in the middle of the overlap, where the tree puts
     that instant on i's timeline minus it, and the overlap's length. The middle is where a coarse peak's drift
@@ -158,21 +187,57 @@ def _subtree(placed: dict[int, Placement], v: int) -> list[int]:
 
 
 def sync_files(paths: list[str], reference: str | None = None) -> list[SyncResult]:
-    """Every file placed on the reference's timeline (default reference: the longest recording), directly or
-    through other clips it shares sound with; the rest reported unsynced."""
+    """Every file placed on the reference's timeline (default reference: the longest recording that shares sound
+    with another), directly or through other clips it shares sound with; the rest reported unsynced, files
+    that cannot be read among them (with why)."""
     if len(paths) < 2:
         raise decode.SyncInputError("give at least two files to sync")
-    infos = [decode.info(p) for p in paths]
-    ref = paths.index(reference) if reference in paths else max(range(len(paths)), key=lambda i: infos[i].duration)
-    onsets, lengths = [], []
-    for p in paths:   # only the onsets stay (float32, 200 x 6 per second: 35 MB for 2 h)
-        env = decode.envelope(p)
+    if reference is not None and reference not in paths:
+        raise decode.SyncInputError(f"{reference}: the reference is not one of the files to sync")
+    # a file that cannot be read (no audio, corrupt, vanished) is reported unsynced; the others still sync
+    bad: dict[str, str] = {}
+    good: list[str] = []
+    infos, onsets, lengths = [], [], []
+    for p in paths:
+        if p in bad or p in good:
+            continue
+        try:
+            inf = decode.info(p)
+            env = decode.envelope(p)
+        except (decode.SyncInputError, OSError, ValueError, av.error.FFmpegError) as exc:
+            if p == reference:
+                raise
+            bad[p] = (str(exc) if isinstance(exc, decode.SyncInputError) else
+                      f"{os.path.basename(p)}: cannot read its audio ({exc})")
+            continue
+        good.append(p)
+        infos.append(inf)
         lengths.append(len(env) / ENV_RATE)
-        onsets.append(onset_envelope(env))
+        onsets.append(onset_envelope(env))   # only the onsets stay (float32, 200 x 6 per second: 35 MB for 2 h)
         del env
+    if len(good) < 2:   # nothing to sync against: the first file that failed is the error
+        raise decode.SyncInputError(next(iter(bad.values())) if bad else "give at least two files to sync")
+    results = _sync_readable(good, reference, infos, onsets, lengths)
+    ref_path = results[0].path
+    for p in bad:
+        results.append(SyncResult(path=p, reference=ref_path, status="unsynced", reason=bad[p]))
+    order = {p: i for i, p in reversed(list(enumerate(paths)))}
+    return [results[0], *sorted(results[1:], key=lambda r: order[r.path])]
+
+
+def _sync_readable(paths: list[str], reference: str | None, infos: list[decode.AudioInfo],
+                   onsets: list[np.ndarray], lengths: list[float]) -> list[SyncResult]:
+    """`sync_files` on the files that could be decoded (their infos, onset envelopes and lengths given)."""
     n = len(paths)
     coarse = {(i, j): coarse_candidates(onsets[i], onsets[j]) for i in range(n) for j in range(i + 1, n)}
     del onsets
+    if reference in paths:
+        ref = paths.index(reference)
+    else:
+        # the longest recording that shares sound with another: a long take with a dead or unplugged microphone
+        # (silence, hiss) would otherwise be the reference, and every other clip unsynced against it
+        shares = {k for (i, j), cands in coarse.items() if cands[0][1] >= MIN_CONFIDENCE for k in (i, j)}
+        ref = max(range(n), key=lambda i: (i in shares, infos[i].duration))
     direct: dict[int, SyncResult] = {}
 
     def verify(a: int, b: int, co: tuple[float, float]) -> SyncResult:
@@ -196,7 +261,7 @@ def sync_files(paths: list[str], reference: str | None = None) -> list[SyncResul
             res.reference, res.status = paths[ref], "unsynced"
             res.offset_seconds = res.offset_samples = res.offset_frames = res.drift_ppm = None
             reason = why.get(i, "")
-            if not reason.startswith("conflicting"):
+            if not reason.startswith(("conflicting", "ambiguous")):
                 base = (direct[i].reason if i in direct else
                         f"no shared sound found (confidence {res.confidence:.1f} < {MIN_CONFIDENCE:g})")
                 reason = base + ("; no other clip shares sound with it either" if n > 2 else "")
@@ -208,9 +273,12 @@ def sync_files(paths: list[str], reference: str | None = None) -> list[SyncResul
         res.path, res.reference, res.status = p, paths[ref], "synced"
         res.via = None if pl.parent == ref else paths[pl.parent]  # type: ignore[index]
         res.confidence = round(pl.confidence, 2)   # the weakest link on its path
-        res.offset_seconds = round(pl.offset, 6)
-        res.offset_samples = round(pl.offset * (infos[i].sample_rate or 16000))
-        res.offset_frames = _frames(pl.offset, infos[i].video_fps or infos[ref].video_fps)
+        # the placements are of the audio streams; a video file starts where its video does (its audio may start
+        # a few frames before or after): the clip's start, on the reference's timeline from the reference's start
+        offset = pl.offset - pl.scale * infos[i].lead + infos[ref].lead
+        res.offset_seconds = round(offset, 6)
+        res.offset_samples = round(offset * (infos[i].sample_rate or 16000))
+        res.offset_frames = _frames(offset, infos[i].video_fps or infos[ref].video_fps)
         res.drift_ppm = round((1.0 - pl.scale) * 1e6, 2) if pl.drift_known else None
         out.append(res)
     return out
