@@ -194,6 +194,12 @@ class MediaIndexer:
 
         return analyze_asset(self, ref, dry_run=dry_run)
 
+    def pending_analysis(self, root: str | None = None) -> list[int]:
+        """Ids of present videos not yet analysed from their current content (all roots, or one root)."""
+        from .analysis.store import pending_assets
+
+        return pending_assets(self._read_db().conn, search_mod.root_url(root) if root else None)
+
     def shots(self, ref: str | int) -> list[dict[str, Any]]:
         """The stored shots of an asset, each with its key frame and scores ([] before analysis)."""
         from .analysis.store import load_shots

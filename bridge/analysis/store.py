@@ -86,6 +86,24 @@ def is_current(conn: sqlite3.Connection, asset_id: int) -> bool:
     return conn.execute(_CURRENT, (asset_id,)).fetchone() is not None
 
 
+def pending_assets(conn: sqlite3.Connection, root_url: str | None = None) -> list[int]:
+    """Present videos without an analysis of their current content by this version (never analysed, changed
+    since, or analysed by an older version): what ``mediaidx analyze --pending`` works through. A library
+    scanned without --analyze gets its analyses this way; a scan only analyses new and changed clips."""
+    from .pipeline import ANALYSIS_VERSION
+
+    sql = ("SELECT a.id FROM assets a JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"
+           " LEFT JOIN analyses an ON an.asset_id = a.id"
+           " WHERE a.kind = 'video' AND a.status IN ('ok', 'unprobed')"
+           " AND (an.asset_id IS NULL OR an.version != ? OR an.fingerprint IS NOT a.fingerprint"
+           " OR a.fingerprint IS NULL)")
+    params: list[Any] = [ANALYSIS_VERSION]
+    if root_url is not None:
+        sql += " AND r.url = ?"
+        params.append(root_url)
+    return [i for (i,) in conn.execute(sql + " ORDER BY a.id", params)]
+
+
 def load_shots(conn: sqlite3.Connection, asset_id: int) -> list[dict[str, Any]]:
     """The stored shots, each with its key frame (or None); none when the file changed since."""
     if not is_current(conn, asset_id):

@@ -165,11 +165,11 @@ def where_clause(query: str | None, flt: SearchFilters) -> tuple[str, str, list[
         params.append(flt.min_rating)
     if flt.root:
         where.append("r.url = ?")
-        params.append(_root_url(flt.root))
+        params.append(root_url(flt.root))
     return source, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def _root_url(root: str) -> str:
+def root_url(root: str) -> str:
     return root if "://" in root else os.path.abspath(root).rstrip("/") or "/"
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import UsageError
+from ..models import PlanItem
 from . import render
 from .options import DryOpt, JsonOpt
 
@@ -40,6 +42,37 @@ def _scores_line(scores: dict[str, Any]) -> str:
     if scores.get("rejected"):
         text += f", rejected: {scores['rejected']}"
     return text
+
+
+def _analyze_many(ix: Any, refs: list[str | int], dry_run: bool, as_json: bool) -> None:
+    """One clip after another with a progress bar; a clip that cannot be analysed is reported and the rest go
+    on (exit 1 at the end if any failed)."""
+    from ..errors import MediaIdxError
+
+    results: list[dict[str, Any]] = []
+    with render.progress_bar(as_json, "analysing") as update:
+        for i, ref in enumerate(refs):
+            update(i / len(refs), f"{ref}")
+            try:
+                results.append(ix.analyze(ref, dry_run=dry_run))
+            except MediaIdxError as exc:
+                results.append({"asset": ref, "dry_run": dry_run, "error": str(exc)})
+        update(1.0, "done")
+    failed = [r for r in results if r.get("error")]
+    if as_json:
+        render.print_json({"dry_run": dry_run, "results": results})
+    else:
+        if dry_run:
+            render.print_plan([PlanItem(**p) for r in results for p in r.get("plan", [])],
+                              "dry run, nothing changed; analyze would")
+        done = sum(1 for r in results if not r.get("error") and not r.get("up_to_date"))
+        fresh = sum(1 for r in results if r.get("up_to_date"))
+        render.out.print(f"{'would analyse' if dry_run else 'analysed'} {done}, up to date {fresh}, "
+                         f"failed {len(failed)}")
+        for r in failed:
+            render.err.print(f"[red]failed[/red] asset {r['asset']}: {r['error']}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -131,12 +164,26 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def analyze(
         ctx: typer.Context,
-        asset: Annotated[str, typer.Argument(help="Asset id or file path (in the catalog).")],
+        assets: Annotated[list[str] | None, typer.Argument(help="Asset ids or file paths (in the catalog).")] = None,
+        pending: Annotated[bool, typer.Option(
+            "--pending", help="Every video not yet analysed from its current content (a library scanned "
+                              "without --analyze).")] = False,
+        root: Annotated[str | None, typer.Option(help="With --pending: only this root.")] = None,
         dry_run: DryOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Analyse a catalogued clip: store its shots, key frames and hero image in the catalog."""
-        result = ctx.obj["indexer"].analyze(asset, dry_run=dry_run)
+        """Analyse catalogued clips: store their shots, key frames and hero image in the catalog."""
+        ix = ctx.obj["indexer"]
+        refs: list[str | int] = [*(assets or []), *(ix.pending_analysis(root) if pending else [])]
+        if not refs:
+            if pending:
+                render.out.print("nothing to analyse: every video is analysed from its current content")
+                return
+            raise UsageError("give asset ids or paths, or --pending")
+        if len(refs) > 1 or pending:
+            _analyze_many(ix, refs, dry_run, as_json)
+            return
+        result = ix.analyze(refs[0], dry_run=dry_run)
         if as_json:
             render.print_json(result)
             return
