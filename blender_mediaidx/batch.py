@@ -42,6 +42,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if not args.assets and not args.query:
         ap.error("give asset ids or --query")
+    if not re.match(r"^(tcp|ipc)://.+", args.bridge):
+        ap.error(f"--bridge {args.bridge!r} is not a ZeroMQ address (tcp://HOST:PORT or ipc://PATH)")
     return args
 
 
@@ -62,11 +64,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from .core.client import BridgeClient
     from .prefs import Settings
 
+    try:  # before connecting: an output folder that cannot be made is one line, not a traceback
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(json.dumps({"error": f"cannot create the output folder {args.out}: "
+                                              f"{exc.strerror or exc}"})) from None
     keys = None
     if args.client_key:
         import zmq.auth
 
-        keys = zmq.auth.load_certificate(args.client_key)
+        try:
+            keys = zmq.auth.load_certificate(args.client_key)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(json.dumps({"error": f"--client-key: {exc}"})) from None
+        if keys[1] is None:
+            raise SystemExit(json.dumps({"error": f"--client-key {args.client_key}: no secret key in it (give "
+                                                  "the .key_secret file)"}))
     client = BridgeClient(args.bridge, name=f"batch-{os.getpid()}", kind="batch",
                           server_public_key=args.server_key, client_keys=keys, heartbeat_s=0.5).start()
     built: list[dict[str, Any]] = []
@@ -80,7 +93,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             found = client.call("search", {"query": args.query, "filters": filters,
                                            "limit": args.limit, "count": False})
             ids += [a["id"] for a in found["results"] if a["id"] not in ids]
-        args.out.mkdir(parents=True, exist_ok=True)
         cache = Settings(cache_dir=str(args.out / ".cache")).cache
         for asset_id in ids:
             try:
@@ -102,7 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 s = result.settings
                 built.append({"asset": asset_id, "blend": str(dest), "fps": s.fps, "fps_base": s.fps_base,
                               "frame_start": s.frame_start, "frame_end": s.frame_end,
-                              "resolution": [s.width, s.height]})
+                              "resolution": [s.width, s.height], **({"warnings": result.warnings}
+                                                                     if result.warnings else {})})
             except (importer.PlateImportError, Exception) as exc:  # one bad shot must not stop the batch
                 failed.append({"asset": asset_id, "error": getattr(exc, "message", None) or str(exc)})
     finally:
@@ -111,7 +124,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_track(argv: list[str]) -> argparse.Namespace:
-    from .core.track_formats import FORMATS
+    from .core.scene_setup import parse_rate
+    from .core.track_formats import FORMATS, load_survey
 
     ap = argparse.ArgumentParser(prog="blender_mediaidx.batch track",
                                  description="Solve a hero camera and its witnesses; export for matchmove.")
@@ -132,6 +146,16 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if len(args.offset) > len(args.witness):
         ap.error("more --offset values than --witness plates")
+    # Bad options fail here in one line, before a solve that would ignore them or end in a traceback.
+    if args.fps is not None and parse_rate(args.fps) is None:
+        ap.error(f"--fps {args.fps!r} is not a frame rate (e.g. 25 or 24000/1001)")
+    unknown = [f for f in args.formats.split(",") if f not in FORMATS]
+    if unknown:
+        ap.error(f"--formats: unknown {', '.join(map(repr, unknown))} (known: {', '.join(FORMATS)})")
+    try:
+        args.survey_points = load_survey(args.survey) if args.survey else {}
+    except ValueError as exc:
+        ap.error(f"--survey {exc}")
     return args
 
 
@@ -148,7 +172,7 @@ def run_track(args: argparse.Namespace) -> dict[str, Any]:
         witnesses=[CameraSpec(path=w, name=f"witness{i + 1}", offset_frames=o, sync_source=args.sync_source,
                               sensor_width_mm=args.sensor_width)
                    for i, (w, o) in enumerate(zip(args.witness, offsets, strict=True))],
-        survey=json.loads(args.survey.read_text()) if args.survey else {},
+        survey=args.survey_points,
         fps=args.fps, refine="" if args.refine.upper() == "NONE" else args.refine.upper(), name=args.name)
     bpy.ops.wm.read_homefile(use_empty=True)
 
@@ -157,14 +181,23 @@ def run_track(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         manifest = track_shot(spec, args.out, formats=tuple(args.formats.split(",")), progress=progress)
+        if args.save_blend:
+            try:
+                bpy.ops.wm.save_as_mainfile(filepath=str(args.out / "shot.blend"), check_existing=False)
+            except RuntimeError as exc:
+                raise OSError(str(exc).strip()) from None
     except TrackingError as exc:
         return {"failed": [{"error": str(exc)}], "built": []}
-    if args.save_blend:
-        bpy.ops.wm.save_as_mainfile(filepath=str(args.out / "shot.blend"), check_existing=False)
+    except OSError as exc:  # an output folder that cannot be written: one line, not a traceback
+        reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        return {"failed": [{"error": f"cannot write the exports: {reason}"}], "built": []}
     cams = [{"name": c["name"], "role": c["role"], "error_px": c["solve"]["error_px"],
              "strategy": c["solve"]["strategy"], "files": c["files"],
-             "aligned": bool(c.get("alignment"))} for c in manifest["cameras"]]
-    return {"built": cams, "failed": [], "manifest": str(args.out / "shot.json")}
+             "aligned": bool(c.get("alignment")), "unsolved_frames": c.get("unsolved_frames", [])}
+            for c in manifest["cameras"] if c["solve"]["ok"]]
+    failed = [{"name": c["name"], "role": c["role"], "error": f"{c['clip']}: no solve ({c['solve']['reason']})"}
+              for c in manifest["cameras"] if not c["solve"]["ok"]]
+    return {"built": cams, "failed": failed, "manifest": str(args.out / "shot.json")}
 
 
 def main(argv: list[str] | None = None) -> int:

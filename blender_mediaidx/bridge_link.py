@@ -24,13 +24,23 @@ TIMER_CONNECTED = 0.05
 TIMER_IDLE = 0.5
 
 
+class LinkError(RuntimeError):
+    """The link cannot start as configured (a preference is wrong); the message is for the user."""
+
+
 class Link:
     def __init__(self, s: Settings) -> None:
         keys = None
         if s.client_key_file:
             import zmq.auth
 
-            pub, sec = zmq.auth.load_certificate(bpy.path.abspath(s.client_key_file))
+            try:
+                pub, sec = zmq.auth.load_certificate(bpy.path.abspath(s.client_key_file))
+            except (OSError, ValueError) as exc:
+                raise LinkError(f"Client Key File preference: {exc}") from None
+            if sec is None:
+                raise LinkError(f"Client Key File preference: {s.client_key_file} has no secret key (give the "
+                                ".key_secret file from `mediaidx keys --client`)")
             keys = (pub, sec)
         self.settings = s
         self.client = BridgeClient(s.bridge_address, name=s.name, kind="blender",
@@ -116,6 +126,8 @@ class Link:
             _report(str(exc))
             return
         self.received.append({"asset": asset.get("id"), "mode": mode, "created": result.created})
+        for warning in result.warnings:
+            _report(f"{result.name}: {warning}")
         if on_done:
             on_done(result)
         _redraw()

@@ -16,6 +16,10 @@ from .core.scene_setup import PlateSettings, pick_colorspace, plate_settings
 from .core.sequences import ImageSequence, find_sequence
 
 MODES = ("clip", "camera-bg", "strip", "plane")
+# Still-image formats Blender reads: only these make numbered siblings an image sequence (take5.mov beside
+# take6.mov is two movies, not a two-frame sequence).
+IMAGE_EXTS = frozenset(("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx", "cin", "tga", "bmp", "webp", "hdr",
+                        "jp2", "j2c", "sgi", "rgb", "psd", "heic", "avif"))
 
 
 class PlateImportError(Exception):
@@ -28,6 +32,7 @@ class ImportResult:
     name: str
     settings: PlateSettings
     created: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # imported, but not all of it as asked (shown to the user)
 
 
 def readable(path: str | None) -> bool:
@@ -36,9 +41,9 @@ def readable(path: str | None) -> bool:
 
 def local_asset(path: str) -> dict[str, Any]:
     """An asset dict for a file on this machine, probed here when the bridge's probe is importable."""
-    seq = find_sequence(path)
-    asset: dict[str, Any] = {"id": 0, "path": path, "name": os.path.basename(path),
-                             "ext": os.path.splitext(path)[1].lstrip(".").lower()}
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    seq = find_sequence(path) if ext in IMAGE_EXTS else None
+    asset: dict[str, Any] = {"id": 0, "path": path, "name": os.path.basename(path), "ext": ext}
     try:
         from bridge.probe import probe_file, summarize  # the bridge's venv (pip bpy) has it; Blender may not
 
@@ -48,7 +53,7 @@ def local_asset(path: str) -> dict[str, Any]:
         if asset.get("fps_num"):
             asset["fps"] = f"{asset['fps_num']}/{asset['fps_den']}"
     except ImportError:
-        asset["kind"] = "image" if asset["ext"] in ("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx") else "video"
+        asset["kind"] = "image" if ext in IMAGE_EXTS else "video"
     except FileNotFoundError:
         raise PlateImportError(f"{path}: not readable on this machine") from None
     except Exception as exc:  # the probe says what is wrong (empty, not media, truncated...)
@@ -58,6 +63,12 @@ def local_asset(path: str) -> dict[str, Any]:
         asset["kind"] = "image"
         asset["sequence"] = seq
     return asset
+
+
+def id_name(name: str) -> str:
+    """A data-block name Blender accepts: bytes that are not UTF-8 in a file name (surrogate escapes from the
+    file system) become U+FFFD, where Blender would raise on the whole import; the file path stays exact."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _colorspace(settings: PlateSettings) -> str:
@@ -94,6 +105,9 @@ def load_clip(path: str, s: PlateSettings, name: str) -> bpy.types.MovieClip:
     clip.name = name
     clip.frame_start = s.frame_start
     clip.colorspace_settings.name = _colorspace(s)
+    # Blender does not read the pixel aspect from the file: an anamorphic plate would be tracked and solved
+    # as if its pixels were square.
+    clip.tracking.camera.pixel_aspect = s.pixel_aspect_x / s.pixel_aspect_y
     return clip
 
 
@@ -115,9 +129,7 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         path = seq.path(seq.first)
     else:
         s = plate_settings(asset, start_frame=start_frame)
-    name = os.path.splitext(asset.get("name") or os.path.basename(path))[0]
-    if set_scene:
-        apply_scene(scene, s)
+    name = id_name(os.path.splitext(asset.get("name") or os.path.basename(path))[0])
     result = ImportResult(mode, name, s)
     if mode == "clip":
         clip = load_clip(path, s, name)
@@ -140,7 +152,21 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         result.created += _strips(scene, asset, path, s, name, seq)
     else:
         result.created += _plane(scene, asset, path, s, name, seq)
+    if set_scene:  # only once the plate is in: a plate Blender refuses leaves the scene as it was
+        apply_scene(scene, s)
+    if seq is not None and seq.missing:
+        result.warnings.append(_gap_warning(seq, mode))
     return result
+
+
+def _gap_warning(seq: ImageSequence, mode: str) -> str:
+    """What a sequence with missing frames turned into: Blender's movie clip ends at the first gap."""
+    shown = ", ".join(map(str, seq.missing[:5])) + (", ..." if len(seq.missing) > 5 else "")
+    stop = f"the movie clip stops before image {seq.missing[0]} (Blender ends a clip at a gap)"
+    what = {"clip": stop, "camera-bg": stop,
+            "strip": "the strip holds the frame before each gap",
+            "plane": "the plane shows nothing on those frames"}[mode]
+    return f"{len(seq.missing)} missing frame(s) in the sequence ({shown}): {what}"
 
 
 def _scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
@@ -155,11 +181,16 @@ def _scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
 
 def _strips(scene: bpy.types.Scene, asset: dict[str, Any], path: str, s: PlateSettings, name: str,
             seq: ImageSequence | None) -> list[str]:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # the sequencer's API takes text paths only (clips and images take any bytes)
+        raise PlateImportError(f"{id_name(os.path.basename(path))}: the sequencer cannot open a file whose name is "
+                               "not valid UTF-8; rename it, or import it as a clip or plane") from None
     editor = scene.sequence_editor_create()
     channel = 1 + max((st.channel for st in editor.strips_all), default=0)
     if seq is not None:
         strip = editor.strips.new_image(name, seq.path(seq.first), channel, s.frame_start)
-        for fname in seq.files()[1:]:
+        for fname in seq.held_files()[1:]:
             strip.elements.append(fname)
     else:
         try:

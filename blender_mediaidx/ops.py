@@ -20,7 +20,11 @@ class MEDIAIDX_OT_connect(bpy.types.Operator):
     bl_label = "Connect"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        bridge_link.link()
+        try:
+            bridge_link.link()
+        except bridge_link.LinkError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -42,7 +46,11 @@ class MEDIAIDX_OT_search(bpy.types.Operator):
     bl_label = "Search"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        bridge_link.search(context.window_manager.mediaidx)
+        try:
+            bridge_link.search(context.window_manager.mediaidx)
+        except bridge_link.LinkError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -53,7 +61,11 @@ class MEDIAIDX_OT_scan(bpy.types.Operator):
     bl_label = "Rescan Library"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        lk = bridge_link.link()
+        try:
+            lk = bridge_link.link()
+        except bridge_link.LinkError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         st = context.window_manager.mediaidx
         st.job, st.job_progress = "scan: starting", 0.0
         lk.client.request("scan", {"thumbs": True}, on_error=lambda e: bridge_link._report(e.message))
@@ -118,6 +130,8 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
             self.report({"ERROR"}, self._error or (lk.errors[-1] if lk and lk.errors else "import failed"))
             return {"CANCELLED"}
         s = self._result.settings
+        for warning in self._result.warnings:
+            self.report({"WARNING"}, f"{self._result.name}: {warning}")
         self.report({"INFO"}, f"{self._result.name}: {self._result.mode}, {s.fps}/{s.fps_base:g} fps, "
                               f"frames {s.frame_start}-{s.frame_end}, {s.width}x{s.height}")
         return {"FINISHED"}
@@ -127,7 +141,7 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
 
         try:
             fetching = self._start(context)
-        except (importer.PlateImportError, P.RemoteError) as exc:
+        except (importer.PlateImportError, P.RemoteError, bridge_link.LinkError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if fetching:
@@ -147,7 +161,7 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
 
         try:
             fetching = self._start(context)
-        except (importer.PlateImportError, P.RemoteError) as exc:
+        except (importer.PlateImportError, P.RemoteError, bridge_link.LinkError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if not fetching:

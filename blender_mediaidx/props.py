@@ -35,7 +35,10 @@ class MEDIAIDX_AssetItem(bpy.types.PropertyGroup):
 def _search_again(self: MEDIAIDX_State, context: bpy.types.Context) -> None:
     from . import bridge_link
 
-    bridge_link.search(self)
+    try:
+        bridge_link.search(self)
+    except bridge_link.LinkError as exc:  # a wrong preference: shown in the panel, not as a console traceback
+        self.message = str(exc)
 
 
 class MEDIAIDX_State(bpy.types.PropertyGroup):

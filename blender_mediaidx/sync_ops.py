@@ -68,8 +68,7 @@ class MEDIAIDX_OT_build_synced_timeline(bpy.types.Operator):
             with open(bpy.path.abspath(text), encoding="utf-8") as fh:
                 text = fh.read()
         if text:
-            doc = json.loads(text)
-            return doc["results"] if isinstance(doc, dict) else doc
+            return _checked(json.loads(text))
         files = [f for f in (s.strip() for s in self.files.split(";")) if f]
         if len(files) < 2:
             raise ValueError("give sync results or at least two files")
@@ -78,6 +77,23 @@ class MEDIAIDX_OT_build_synced_timeline(bpy.types.Operator):
         except ImportError:
             raise ValueError("the bridge is not importable here: run `mediaidx sync --json` and pass its output") from None
         return [r.as_dict() for r in sync_files(files)]
+
+
+def _checked(doc: object) -> list[dict]:
+    """The results list of `mediaidx sync --json` output; ValueError (shown as one line) for anything else."""
+    if isinstance(doc, dict):
+        doc = doc.get("results")
+    if not isinstance(doc, list):
+        raise ValueError("sync results: expected the output of `mediaidx sync --json` ({\"results\": [...]})")
+    for i, r in enumerate(doc):
+        if not isinstance(r, dict) or not isinstance(r.get("path"), str):
+            raise ValueError(f"sync results: entry {i} has no file path")
+        offset = r.get("offset_seconds")
+        if offset is not None and (isinstance(offset, bool) or not isinstance(offset, (int, float))
+                                   or offset != offset or abs(offset) == float("inf")):
+            raise ValueError(f"sync results: entry {i} ({os.path.basename(r['path'])}): offset_seconds "
+                             f"{offset!r} is not a number")
+    return doc
 
 
 classes = (MEDIAIDX_OT_build_synced_timeline,)

@@ -28,7 +28,7 @@ def _fps(fps: str) -> str:
     num, _, den = fps.partition("/")
     try:
         return f"{int(num) / int(den or 1):.3f}".rstrip("0").rstrip(".") + " fps"
-    except ValueError:
+    except (ValueError, ZeroDivisionError):  # "0/0" from a broken header must not break every redraw
         return fps
 
 

@@ -20,9 +20,17 @@ from typing import Any
 from .errors import MediaIdxError
 from .indexer import MediaIndexer
 
+MODES = ("clip", "camera-bg", "strip", "plane")  # blender_mediaidx.importer.MODES (that module needs bpy)
+
 
 def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip", start_frame: int = 1,
                  workers: int = 2, bridge: str | None = None, timeout: float = 3600) -> dict[str, Any]:
+    if mode not in MODES:  # refused here, in one line, rather than by every worker after Blender has started
+        raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MediaIdxError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     server = None
     thread = None
     if bridge is None:
@@ -32,7 +40,6 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
         thread = threading.Thread(target=server.run, name="mediaidx-blend-bridge", daemon=True)
         thread.start()
         bridge = server.wait_ready()
-    out.mkdir(parents=True, exist_ok=True)
     try:
         chunks = [ids[i::workers] for i in range(min(workers, len(ids)))]
         deadline = time.monotonic() + timeout  # one deadline for the whole batch, not one per worker in turn

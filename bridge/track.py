@@ -24,6 +24,13 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
               fps: str | None = None, refine: str = "FOCAL", name: str = "shot", formats: str | None = None,
               save_blend: bool = False, timeout: float = 3600,
               progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    from blender_mediaidx.core.track_formats import load_survey  # bpy-free
+
+    if survey is not None:  # checked here, in one line, before a Blender worker starts
+        try:
+            load_survey(survey)
+        except ValueError as exc:
+            raise MediaIdxError(f"survey {exc}") from None
     cmd = [sys.executable, "-m", "blender_mediaidx.batch", "track", hero, "--out", str(out), "--refine", refine,
            "--name", name]
     for w in witnesses or []:
@@ -36,7 +43,10 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
             cmd += [flag, str(value)]
     if save_blend:
         cmd.append("--save-blend")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MediaIdxError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="mediaidx-track-") as home, \
             tempfile.TemporaryFile("w+", prefix="mediaidx-track-log-") as log:
         env = {**os.environ, "HOME": home}
@@ -79,6 +89,10 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
         log.seek(0)
         stderr = log.read()
     if summary is None:
-        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+        usage = [ln for ln in lines if ln.startswith("blender_mediaidx.batch track: error: ")]
+        if usage:  # the worker refused an option: its own one-line message
+            raise MediaIdxError(usage[-1].split(": error: ", 1)[1])
+        tail = lines[-3:]
         raise MediaIdxError("the Blender worker failed: " + (" | ".join(tail) or f"exit code {proc.returncode}"))
     return summary

@@ -42,6 +42,18 @@ def test_frame_range_resolution_and_start() -> None:
     assert (s.pixel_aspect_x, s.pixel_aspect_y) == (4 / 3, 1.0)
 
 
+def test_anamorphic_plates_keep_their_stored_pixels() -> None:
+    # 1440x1080 stored, 4:3 pixels: the probe says 1920x1080 on screen; the scene must not widen it twice
+    s = plate_settings(asset("25/1", width=1440, sample_aspect_ratio="4/3", display_width=1920, display_height=1080))
+    assert (s.width, s.height, s.pixel_aspect_x, s.pixel_aspect_y) == (1440, 1080, 4 / 3, 1.0)
+    assert s.width * s.pixel_aspect_x / (s.height * s.pixel_aspect_y) == 1920 / 1080
+    # turned upright by the phone: stored 1440x1080 shows as 1080x1920, its pixels tall instead of wide
+    s = plate_settings(asset("25/1", width=1440, sample_aspect_ratio="4/3", rotation=-90, display_width=1080,
+                             display_height=1920))
+    assert (s.width, s.height) == (1080, 1440)
+    assert s.width * s.pixel_aspect_x / (s.height * s.pixel_aspect_y) == pytest.approx(1080 / 1920)
+
+
 def test_colour_spaces() -> None:
     assert plate_settings(asset("25", color_transfer="bt709")).colorspace == "Rec.1886"
     assert plate_settings(asset("25", hdr="pq")).colorspace == "Rec.2100-PQ"

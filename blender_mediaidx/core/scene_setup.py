@@ -117,6 +117,13 @@ def plate_settings(asset: dict[str, Any], *, start_frame: int = 1,
     width = v.get("display_width") or v.get("width") or asset.get("width") or 1920
     height = v.get("display_height") or v.get("height") or asset.get("height") or 1080
     sar = parse_rate(v.get("sample_aspect_ratio")) or Fraction(1)
+    if sar != 1 and v.get("width") and v.get("height"):
+        # Anamorphic: the probe's display size already has the squeeze undone, and the scene's pixel aspect
+        # undoes it again. Blender's clip keeps the stored pixels, so the scene takes those (turned like the
+        # display for a rotated phone clip) and the pixel aspect alone widens them.
+        width, height = v["width"], v["height"]
+        if v.get("rotation") in (90, -90, 270, -270):
+            width, height, sar = height, width, 1 / sar
     px, py = (float(sar), 1.0) if sar >= 1 else (1.0, float(1 / sar))
     cs, fallbacks = choose_colorspace(asset)
     count = frame_count(asset, rate) if asset.get("kind") != "image" else 1

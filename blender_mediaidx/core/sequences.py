@@ -41,6 +41,15 @@ class ImageSequence:
         gaps = set(self.missing)
         return [os.path.basename(self.path(f)) for f in range(self.first, self.last + 1) if f not in gaps]
 
+    def held_files(self) -> list[str]:
+        """One file name per frame first..last, a missing frame holding the one before it: a strip built from
+        these keeps every frame after a gap at its own time (skipping gaps would pull the rest earlier)."""
+        gaps = set(self.missing)
+        names: list[str] = []
+        for f in range(self.first, self.last + 1):
+            names.append(names[-1] if f in gaps else os.path.basename(self.path(f)))
+        return names
+
 
 def find_sequence(path: str) -> ImageSequence | None:
     """The sequence ``path`` belongs to, or None when it is a single image (no frame number, or alone)."""

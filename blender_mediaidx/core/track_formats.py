@@ -190,5 +190,50 @@ def tracks_document(tracks: Sequence[Track2D], width: int, height: int, errors: 
     }
 
 
+def parse_survey(doc: object) -> dict[str, dict[str, list[list[float]]]]:
+    """A survey document checked before any solve: ``{point: {camera: [[frame, x_px, y_px], ...]}}``.
+    Raises ValueError naming the first bad entry (a wrong shape would otherwise fail deep inside Blender)."""
+    if not isinstance(doc, dict):
+        raise ValueError("a survey is a JSON object {point: {camera: [[frame, x, y], ...]}}")
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for point, per_camera in doc.items():
+        if not isinstance(per_camera, dict):
+            raise ValueError(f"survey point {point!r}: expected {{camera: [[frame, x, y], ...]}}")
+        out[point] = {}
+        for camera, markers in per_camera.items():
+            if not isinstance(markers, list) or not markers:
+                raise ValueError(f"survey point {point!r}, camera {camera!r}: expected a list of [frame, x, y]")
+            rows = []
+            for m in markers:
+                if (not isinstance(m, list) or len(m) != 3
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in m)):
+                    raise ValueError(f"survey point {point!r}, camera {camera!r}: {m!r} is not [frame, x, y]")
+                if m[0] != int(m[0]) or m[0] < 1:
+                    raise ValueError(f"survey point {point!r}, camera {camera!r}: frame {m[0]!r} is not a "
+                                     "whole number from 1")
+                rows.append([int(m[0]), float(m[1]), float(m[2])])
+            out[point][camera] = rows
+    return out
+
+
+def load_survey(path: Path) -> dict[str, dict[str, list[list[float]]]]:
+    """Read and check a survey JSON file; ValueError with a one-line reason for any problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    try:
+        return parse_survey(doc)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def write_json(path: Path, doc: dict) -> None:
     Path(path).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -36,6 +36,9 @@ class CameraExport:
     lens: dict[str, Any] = field(default_factory=dict)
     plate: dict[str, Any] = field(default_factory=dict)
     solve: dict[str, Any] = field(default_factory=dict)
+    # [first, last] scene-frame ranges inside the plate with no solved camera: the Camera Solver constraint
+    # (and so every exported format) holds the nearest solved camera there, which is not a real solve.
+    unsolved_frames: list[list[int]] = field(default_factory=list)
 
 
 def safe(name: str) -> str:
@@ -73,6 +76,19 @@ def camera_matrices(scene: bpy.types.Scene, obj: bpy.types.Object, first: int, l
         out.append((f, np.array(obj.matrix_world, dtype=float)))
     scene.frame_set(current)
     return out
+
+
+def unsolved_ranges(solved: set[int], first: int, last: int) -> list[list[int]]:
+    """[first, last] runs of the frames first..last that are not in ``solved``."""
+    runs: list[list[int]] = []
+    for f in range(first, last + 1):
+        if f in solved:
+            continue
+        if runs and runs[-1][1] == f - 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return runs
 
 
 def lens_info(clip: bpy.types.MovieClip) -> dict[str, Any]:
@@ -150,6 +166,7 @@ def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, 
     result.plate = plate_info(clip, scene)
     result.solve = {"average_error_px": float(rec.average_error), "solved_frames": len(rec.cameras),
                     "tracks": len(clip.tracking.objects.active.tracks)}
+    result.unsolved_frames = unsolved_ranges({c.frame + clip.frame_start - 1 for c in rec.cameras}, first, last)
     mats = camera_matrices(scene, obj, first, last)
     files = result.files
     if "chan" in formats:

@@ -4,6 +4,7 @@ window manager's progress shows each attempt, and failures are reported as messa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import bpy
@@ -42,7 +43,12 @@ class MEDIAIDX_OT_track_plate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         clip = _clip(context, self.clip)
         if clip is None:
-            self.report({"ERROR"}, "no movie clip: import a plate first")
+            self.report({"ERROR"}, f"no movie clip named {self.clip!r}" if self.clip
+                        else "no movie clip: import a plate first")
+            return {"CANCELLED"}
+        plate = bpy.path.abspath(clip.filepath)
+        if not os.path.isfile(plate):  # moved or deleted since it was loaded: not "a featureless plate"
+            self.report({"ERROR"}, f"{clip.name}: the plate is missing on disk ({plate})")
             return {"CANCELLED"}
         wm = context.window_manager
         wm.progress_begin(0, 100)
@@ -102,7 +108,15 @@ class MEDIAIDX_OT_export_tracking(bpy.types.Operator):
             return {"CANCELLED"}
         from .shot import single_camera_manifest
 
-        single_camera_manifest(context.scene, clip, exp, out)
+        try:
+            single_camera_manifest(context.scene, clip, exp, out)
+        except OSError as exc:
+            self.report({"ERROR"}, f"export failed: {exc}")
+            return {"CANCELLED"}
+        if exp.unsolved_frames:
+            runs = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in exp.unsolved_frames)
+            self.report({"WARNING"}, f"{clip.name}: no solved camera on frames {runs}: the export holds the "
+                                     "nearest solved camera there")
         self.report({"INFO"}, f"exported {len(exp.files)} files to {out}")
         return {"FINISHED"}
 

@@ -65,7 +65,8 @@ def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: Blender cannot read it ({exc})") from None
     if clip.size[0] == 0 or clip.frame_duration <= 1:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: no frames to track")
-    seq = find_sequence(spec.path)
+    # Only an image sequence starts at its own first number: a movie named take5.mov beside take6.mov is not one.
+    seq = find_sequence(spec.path) if clip.source == "SEQUENCE" else None
     clip.frame_start = seq.first if seq is not None else 1
     return clip
 
@@ -136,7 +137,7 @@ def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.F
             clip, refine=spec.refine, focal_px=cam.focal_px, sensor_width_mm=cam.sensor_width_mm,
             progress=lambda f, m, i=i, span=span, c=clip: report(i * span + f * span, f"{c.name}: {m}"))
         solves.append(res)
-        if not res.ok:
+        if not res.ok and i == 0:  # without the hero there is nothing to export or align to
             raise solver.TrackingError(f"{clip.name}: no solve ({res.reason})")
     hero_clip = clips[0]
     scene.frame_start = hero_clip.frame_start
@@ -153,6 +154,12 @@ def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.F
             entry["sync"] = {"offset_frames": offset, "offset_seconds": float(Fraction(offset).limit_denominator(100000)
                                                                               / rate),
                              "source": cam.sync_source}
+            if not res.ok:
+                # A witness that did not solve costs the shot nothing else: the hero and the other witnesses
+                # are still exported; this one is listed with its reasons and no files.
+                manifest["cameras"].append({**_unsolved_entry(cam, clip, res.as_dict()), **entry,
+                                            "alignment": None})
+                continue
             alignment = align(hero_bundles, survey_bundles(clip))
             entry["alignment"] = alignment
             if alignment is not None:
@@ -190,7 +197,16 @@ def _camera_entry(role: str, clip: bpy.types.MovieClip, plate_path: str | None, 
     """One camera in shot.json (a witness adds its sync and alignment)."""
     return {"role": role, "clip": clip.name, "plate_path": plate_path, "solve": solve, "name": exp.name,
             "camera_object": exp.camera, "first_frame": exp.first_frame, "last_frame": exp.last_frame,
-            "files": exp.files, "lens": exp.lens, "plate": exp.plate}
+            "unsolved_frames": exp.unsolved_frames, "files": exp.files, "lens": exp.lens, "plate": exp.plate}
+
+
+def _unsolved_entry(cam: CameraSpec, clip: bpy.types.MovieClip, solve: dict[str, Any]) -> dict[str, Any]:
+    """A camera in shot.json whose solve failed: where it sits and why it failed, no camera and no files."""
+    first = clip.frame_start
+    return {"role": cam.role, "clip": clip.name, "plate_path": cam.path, "solve": solve,
+            "name": export.safe(cam.name or os.path.splitext(clip.name)[0]), "camera_object": None,
+            "first_frame": first, "last_frame": first + clip.frame_duration - 1,
+            "unsolved_frames": [[first, first + clip.frame_duration - 1]], "files": {}, "lens": {}, "plate": {}}
 
 
 def _survey_points(hero_bundles: dict[str, np.ndarray]) -> list[dict[str, Any]]:
