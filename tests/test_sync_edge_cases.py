@@ -59,7 +59,7 @@ def test_the_cli_reports_an_unreadable_member_and_keeps_the_rest(shoot: tuple[Pa
     (d / "empty2.wav").write_bytes(b"")
     out = subprocess.run([*CLI, "sync", str(ref), str(cam), str(d / "empty2.wav"), "--json"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # the group is reported in full, but it is not all placed
     res = {Path(r["path"]).name: r for r in json.loads(out.stdout)["results"]}
     assert res["camA.wav"]["status"] == "synced"
     assert res["empty2.wav"]["status"] == "unsynced" and "not readable" in res["empty2.wav"]["reason"]

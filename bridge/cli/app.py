@@ -581,7 +581,8 @@ def sync(
         "--otio", help="Also write the synced group as an OpenTimelineIO timeline (.otio).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Offsets between recordings by their sound: seconds, samples and frames, a confidence, and clock drift."""
+    """Offsets between recordings by their sound: seconds, samples and frames, a confidence, and clock drift.
+    Exit 1 when a file could not be placed (the others are still reported)."""
     from ..sync import sync_files
 
     paths = [str(f) for f in files]
@@ -592,8 +593,11 @@ def sync(
         from ..sync.timeline import write_timeline
 
         write_timeline(results, otio_out, name=otio_out.stem)
+    unsynced = any(r.status == "unsynced" for r in results)  # a script must not take a partial group for done
     if as_json:
         render.print_json({"reference": results[0].path, "results": [r.as_dict() for r in results]})
+        if unsynced:
+            raise typer.Exit(1)
         return
     from rich.table import Table
 
@@ -605,6 +609,8 @@ def sync(
                       fmt(r.offset_seconds, "+.4f"), fmt(r.offset_samples, "d"), fmt(r.offset_frames, ".2f"),
                       fmt(r.confidence, ".1f"), fmt(r.drift_ppm, "+.1f"))
     render.out.print(table)
+    if unsynced:
+        raise typer.Exit(1)
 
 
 # shots, keyframes, hero, contact-sheet, analyze (bridge/cli/analysis.py)
