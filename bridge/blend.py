@@ -19,8 +19,28 @@ from typing import Any
 
 from .errors import MediaIdxError
 from .indexer import MediaIndexer
+from .models import PlanItem
 
 MODES = ("clip", "camera-bg", "strip", "plane")  # blender_mediaidx.importer.MODES (that module needs bpy)
+
+
+def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip") -> list[PlanItem]:
+    """What ``build_blends`` would write (its dry run): one .blend per shot, named as the workers name them;
+    an existing file of that name is replaced; a shot whose file is failed or missing in the catalog fails."""
+    from blender_mediaidx.batch import safe_name  # bpy-free
+
+    if mode not in MODES:
+        raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+    items = []
+    for asset_id in ids:
+        a = ix.get(asset_id)
+        if a.status in ("failed", "missing"):
+            items.append(PlanItem("fail", a.path, asset_id, reason=a.error or a.status))
+            continue
+        dest = out / f"{safe_name(a.name)}_{asset_id}.blend"
+        items.append(PlanItem("write", str(dest), asset_id, source=a.path,
+                              reason=f"{mode} import" + ("; replaces the file there" if dest.exists() else "")))
+    return items
 
 
 def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip", start_frame: int = 1,

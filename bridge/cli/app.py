@@ -494,10 +494,11 @@ def blend(
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Blender worker processes.")] = 2,
     bridge: Annotated[str | None, typer.Option(
         "--bridge", help="Use this running bridge (default: a private one on a free loopback port).")] = None,
+    dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one .blend per shot (plate imported, scene set from the probe) with headless Blender workers."""
-    from ..blend import build_blends
+    from ..blend import build_blends, plan_blends
 
     words = query or []
     ids = [int(w) for w in words if w.isdigit()]
@@ -507,6 +508,15 @@ def blend(
         ids += [a.id for a in ix.search(text or None, kind=kind, status="ok", limit=limit) if a.id not in ids]
     if not ids:
         raise UsageError("no shots match")
+    if dry_run:  # no Blender started, nothing written
+        plan = plan_blends(ix, ids, out, mode=mode)
+        if as_json:
+            render.print_json({"dry_run": True, "plan": [p.to_dict() for p in plan]})
+        else:
+            render.print_plan(plan, "dry run, nothing written; blend would")
+        if any(p.action == "fail" for p in plan):
+            raise typer.Exit(1)
+        return
     summary = build_blends(ix, ids, out, mode=mode, start_frame=start_frame, workers=workers, bridge=bridge)
     if as_json:
         render.print_json(summary)

@@ -81,11 +81,16 @@ def test_batch_as_a_script_after_double_dash_reports_failures(shots, bridge_proc
 def test_mediaidx_blend_runs_workers_with_a_private_bridge(shots, tmp_path: Path) -> None:
     cat, cache, ids = shots
     out = tmp_path / "blends"
-    r = subprocess.run([sys.executable, "-m", "bridge.cli.app", "--catalog", str(cat), "--cache-dir", str(cache),
-                        "blend", "sh0", "--out", str(out), "--workers", "2", "--json"], capture_output=True, text=True,
-                       timeout=300, env=env_for(tmp_path), cwd=REPO)
+    cmd = [sys.executable, "-m", "bridge.cli.app", "--catalog", str(cat), "--cache-dir", str(cache),
+           "blend", "sh0", "--out", str(out), "--workers", "2", "--json"]
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=120, env=env_for(tmp_path),
+                         cwd=REPO)
+    assert dry.returncode == 0 and not out.exists(), dry.stderr  # no Blender, nothing written
+    planned = sorted(p["path"] for p in json.loads(dry.stdout)["plan"] if p["action"] == "write")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env_for(tmp_path), cwd=REPO)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
+    assert planned == sorted(b["blend"] for b in summary["built"])  # the dry run named exactly these files
     assert sorted(Path(b["blend"]).name for b in summary["built"]) == sorted(
         [f"sh010_v001_{ids['sh010_v001.mov']}.blend", f"sh020_v001_{ids['sh020_v001.mov']}.blend"])
     assert all(Path(b["blend"]).is_file() for b in summary["built"])
