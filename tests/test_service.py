@@ -269,7 +269,7 @@ def test_the_cli_and_the_python_api_are_not_limited(tmp_path: Path) -> None:
     with MediaIndexer(cat, cache_dir=cache) as ix:
         assert ix.scan(b).added == 1
         steps = ix.run_workflow([{"action": "scan", "root": str(c), "follow_symlinks": True},
-                                 {"action": "backup", "backup_root": str(tmp_path / "anywhere")}])
+                                 {"action": "backup", "backup_root": str(tmp_path / "anywhere"), "create_root": True}])
         assert [s["status"] for s in steps] == ["ok", "ok"] and (tmp_path / "anywhere").is_dir()
 
 
