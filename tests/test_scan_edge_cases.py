@@ -260,10 +260,6 @@ def test_a_search_with_many_excluded_words_is_not_an_fts_error(lib: Path, tmp_pa
         assert ix.search(" ".join(f"w{i}" for i in range(5000))) == []
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_a_parent_folder_scanned_as_a_root_adopts_the_roots_inside_it(tmp_path: Path) -> None:
     """`scan /nas/jobs` first, `scan /nas` later: the jobs files were catalogued a second time under /nas, with
     ratings and tags left on the first copy. Now the old root becomes a folder of the new one: same ids and user
@@ -281,9 +277,9 @@ def test_a_parent_folder_scanned_as_a_root_adopts_the_roots_inside_it(tmp_path: 
         ix.rate(plate.id, 5)
         ix.tag(plate.id, ["hero"])
         ix.close()
-        before = _digest(cat)
+        before = digest(cat)
         dry = ix.scan(nas, dry_run=True)
-        assert _digest(cat) == before
+        assert digest(cat) == before
         assert [(p.action, p.path) for p in dry.plan if p.action in ("adopt", "add")] == [
             ("adopt", f"{nas}/jobs"), ("add", f"{nas}/other/new.jpg")]
         assert (dry.added, dry.unchanged) == (1, 2)
