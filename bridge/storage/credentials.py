@@ -48,8 +48,22 @@ ALLOWED = {k: set(v) | ({"endpoint_url"} if k == "s3" else set()) for k, v in EN
 
 
 def redact(url: str) -> str:
-    """The URL with any user:password part shown as ``***@`` (for error messages about bad URLs)."""
-    return re.sub(r"^([A-Za-z0-9+.-]+://)[^/@]*@", r"\1***@", url)
+    """The URL with any user:password part shown as ``***@`` (for error messages about bad URLs).
+
+    A password may itself hold '@', '/', '?' or '#' (``smb://alice:p/w@nas/share``): then the authority seems
+    to end early, so when it has a ':' and an '@' comes later, everything up to the last '@' is hidden."""
+    m = re.match(r"[A-Za-z0-9+.-]+://", url)
+    if not m:
+        return url
+    rest = url[m.end():]
+    auth = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in auth:
+        cut = auth.rfind("@")
+    elif ":" in auth and "@" in rest:
+        cut = rest.rfind("@")
+    else:
+        return url
+    return m.group(0) + "***" + rest[cut:]
 
 
 @dataclass(frozen=True)
@@ -96,11 +110,15 @@ def parse_url(root: str, endpoint_url: str | None = None) -> RemoteURL:
         parts = urlsplit(root)
         port = parts.port
     except ValueError as exc:
-        raise UsageError(f"{redact(root)}: not a valid URL ({exc})") from None
+        # urllib's text quotes what it took for a port, which may be the start of a password
+        detail = "" if "@" in root else f" ({exc})"
+        raise UsageError(f"{redact(root)}: not a valid URL{detail}") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise UsageError(f"{redact(root)}: unknown storage scheme (use s3://, smb://, sftp:// or a local path)")
-    if parts.password is not None:
+    first = parts.path.lstrip("/").split("/", 1)[0]
+    if parts.password is not None or (":" in parts.netloc and "@" not in parts.netloc and "@" in first):
+        # the second case: user:pass/word@host, which urllib reads as host "user", port "pass", path "word@host"
         raise UsageError(f"{redact(root)}: a password in the URL is refused (it would be stored and logged); "
                          "put it in the environment, storage.toml or the keyring (see docs/storage.md)")
     if parts.query or parts.fragment:
@@ -232,6 +250,9 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
     secret = "secret_access_key" if kind == "s3" else "password"
     if use_keyring and secret not in creds.options and not creds.options.get("key_file"):
         _from_keyring(u, creds, secret)
+    if creds.options.get("endpoint_url"):
+        # as for --endpoint-url: a user:password in it would reach every error message that names the URL
+        creds.options["endpoint_url"] = _endpoint(creds.options["endpoint_url"])
     return creds
 
 

@@ -23,11 +23,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
+from urllib.parse import unquote
 
 from ..errors import RootUnavailableError
 from ..mediatypes import is_ignored_dir
 from .base import Accept, FileStat, FolderError, Known, Listing, Storage, StorageUnreachable, join
-from .credentials import Credentials, RemoteURL, parse_url, resolve_credentials
+from .credentials import Credentials, RemoteURL, is_remote, parse_url, redact, resolve_credentials
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def is_transient(exc: BaseException) -> bool:
     text = str(exc)
     if any(s in text for s in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
                                "Connection reset", "Connection refused", "Connection lost",
-                               "Failed to connect", "connection was closed")):
+                               "Failed to connect", "connection was closed",
+                               "Connection timeout of")):  # smbprotocol: no answer to a request in time
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_transient(cause)
@@ -296,7 +298,7 @@ class RemoteStorage(Storage):
             files, _ = self.call(lambda: self._list_dir(relpath, accept), "listing")
         except StorageUnreachable as exc:
             return FolderError(relpath, f"connection lost ({exc.strerror})")
-        except OSError as exc:
+        except Exception as exc:  # a library's own error (a malformed reply...) must not end the whole scan
             return FolderError(relpath, self._say(exc))
         files.sort(key=lambda f: f.name)
         return Listing(relpath, files)
@@ -314,7 +316,7 @@ class RemoteStorage(Storage):
                 for other in stack:
                     yield FolderError(other, reason)
                 return
-            except OSError as exc:
+            except Exception as exc:  # a library's own error (a malformed reply...) must not end the whole scan
                 yield FolderError(rel, self._say(exc))
                 continue
             files.sort(key=lambda f: f.name)
@@ -465,24 +467,51 @@ def canonical_root(root: str, endpoint_url: str | None = None) -> str:
 
 
 def probe_url(url: str) -> dict[str, Any]:
-    """Probe one remote file given by its full URL (its folder is taken as the root)."""
+    """Probe one remote file given by its full URL, as typed or as the catalog prints it.
+
+    An asset's URL is its root's canonical URL (%-quoted) followed by its path inside the root as it is
+    ('#', '?', '%' and all: ``.../take #2/a.mov``), and where the root ends is not known here. So the URL is
+    not parsed as a root URL (that would take '#' for a fragment and '%25' for '%'): the path after the bucket
+    (S3), share (SMB) or server (SFTP) is tried as it is first, then with its leading folders %-decoded.
+    """
     from ..errors import UsageError
     from ..probe import probe_file
 
-    parent, _, name = url.rstrip("/").rpartition("/")
-    if not name or "://" not in parent:
-        raise UsageError(f"{url}: not a file URL")
-    storage = storage_for(parent)
+    scheme, sep, rest = url.partition("://")
+    if not sep or not is_remote(url):
+        raise UsageError(f"{redact(url)}: not a file URL")
+    netloc, _, path = rest.partition("/")
+    comps = path.split("/")
+    fixed = 1 if scheme.lower() in ("s3+http", "s3+https", "smb") else 0  # the bucket / the share
+    base, comps = f"{scheme}://{netloc}" + "".join("/" + c for c in comps[:fixed]), comps[fixed:]
+    if not comps or not comps[-1]:
+        raise UsageError(f"{redact(url)}: not a file URL")
+    if any(c in ("", ".", "..") for c in comps):
+        raise UsageError(f"{redact(url)}: '.', '..' and empty components are not allowed")
+    storage = storage_for(base)
+    candidates: list[str] = []
+    for i in range(len(comps)):
+        rel = "/".join([unquote(c) for c in comps[:i]] + comps[i:])
+        if rel not in candidates:
+            candidates.append(rel)
+    fh: BinaryIO | None = None
     try:
-        fh = storage.open(name.encode("utf-8", "surrogateescape"))
+        for n, rel in enumerate(candidates):
+            try:
+                fh = storage.open(rel.encode("utf-8", "surrogateescape"))
+                break
+            except FileNotFoundError:
+                if n + 1 == len(candidates):
+                    raise
     except StorageUnreachable as exc:
         raise RootUnavailableError(f"{storage.url}: cannot connect ({exc.strerror})") from None
     except (FileNotFoundError, PermissionError):
         raise
     except OSError as exc:
         raise storage.unavailable(exc) from None
+    assert fh is not None
     with fh:
-        return probe_file(fh, name=name)
+        return probe_file(fh, name=comps[-1])
 
 
 def with_endpoint(roots: list[str], endpoint_url: str) -> list[str]:

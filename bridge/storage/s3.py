@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import xxhash
 
 from ..mediatypes import is_ignored_dir
 from .base import Accept, FileStat, FolderError, Known, Listing, StorageUnreachable
-from .remote import RemoteStorage, mtime_ns
+from .remote import RemoteFile, RemoteStorage, mtime_ns
 
 
 def etag_id(etag: str | None) -> int | None:
@@ -29,6 +29,8 @@ def etag_id(etag: str | None) -> int | None:
 
 class S3Storage(RemoteStorage):
     PAGE: int | None = None  # keys per listing request; None = the service's maximum (1000 on AWS)
+    CONNECT_TIMEOUT = 5
+    READ_TIMEOUT = 30
 
     def _connect(self) -> Any:
         import s3fs
@@ -44,8 +46,10 @@ class S3Storage(RemoteStorage):
         fs = s3fs.S3FileSystem(
             key=o.get("access_key_id"), secret=o.get("secret_access_key"), token=o.get("session_token"),
             client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False,
-            config_kwargs={"retries": {"max_attempts": 1, "mode": "standard"}, "connect_timeout": 5,
-                           "read_timeout": 30})
+            # total_max_attempts: botocore's "max_attempts" counts retries, so 1 would send every request
+            # twice per try of ours (a server that never answers then takes twice the documented time)
+            config_kwargs={"retries": {"total_max_attempts": 1, "mode": "standard"},
+                           "connect_timeout": self.CONNECT_TIMEOUT, "read_timeout": self.READ_TIMEOUT})
         fs.retries = 1  # our retry loop (with backoff and a clear end) instead of s3fs's
         return fs
 
@@ -74,6 +78,7 @@ class S3Storage(RemoteStorage):
         plen = len(self._prefix)
         open_folders: dict[str, list[FileStat]] = {}
         ignored: dict[str, bool] = {}
+        odd: list[tuple[bytes, str]] = []  # keys no relative path can name: reported with the root folder
         token = None
         while True:
             try:
@@ -92,6 +97,13 @@ class S3Storage(RemoteStorage):
                 folder, _, name = key.rpartition("/")
                 if not name:
                     continue  # a "folder/" marker object
+                if any(c in ("", ".", "..") for c in key.split("/")):
+                    # "a//b.mp4", "/x.mp4", "../x.mp4": keys S3 allows but no path can name (an empty
+                    # component would collide with "a/b.mp4", '..' would point outside the root).
+                    if accept(name.encode("utf-8", "surrogateescape")):
+                        odd.append((key.encode("utf-8", "surrogateescape"),
+                                    "key skipped: empty, '.' or '..' path component"))
+                    continue
                 skip = ignored.get(folder)
                 if skip is None:
                     skip = ignored[folder] = any(is_ignored_dir(c.encode("utf-8", "surrogateescape"))
@@ -112,8 +124,13 @@ class S3Storage(RemoteStorage):
             if not truncated:
                 break
             token = page.get("NextContinuationToken")
+        if odd:
+            open_folders.setdefault("", [])
         for folder in sorted(open_folders):
-            yield self._listing(folder, open_folders[folder], known)
+            listing = self._listing(folder, open_folders[folder], known)
+            if not folder:
+                listing.issues = odd
+            yield listing
 
     @staticmethod
     def _listing(folder: str, files: list[FileStat], known: Known | None) -> Listing:
@@ -173,17 +190,73 @@ class S3Storage(RemoteStorage):
         return FileStat(relpath.rpartition(b"/")[2], int(head["ContentLength"]), mtime_ns(head.get("LastModified")),
                         etag_id(etag), None, etag.strip('"') if etag else None)
 
+    def open(self, relpath: bytes, size: int | None = None) -> BinaryIO:
+        """Reads of one version of the object: the one listed (``size``) or stat'ed, never a mix (below)."""
+        etag = None
+        if size is None:
+            st = self.stat(relpath)
+            size, etag = st.size, st.etag
+        fetch = _PinnedFetch(self, self.key(relpath), size, etag)
+        name = relpath.rpartition(b"/")[2].decode("utf-8", "replace")
+        return RemoteFile(lambda s, e: self.call(lambda: fetch(s, e), "reading"), size, name)  # type: ignore[return-value]
+
     def _fetch(self, relpath: bytes, start: int, end: int) -> bytes:
+        return _PinnedFetch(self, self.key(relpath), None, None)(start, end)
+
+
+class ObjectChanged(OSError):
+    """The object was replaced while it was being read: its blocks would mix two versions."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EIO, "the object changed while it was read (it is read again on the next scan)")
+
+
+class _PinnedFetch:
+    """Ranged GETs of one object version: the first response's ETag (or the stat's) goes as If-Match on
+    every later request, and a size other than the listed one fails at once. An object overwritten between
+    the listing and the probe, or between two reads, then fails cleanly instead of feeding the demuxer the
+    head of one version and the index of another."""
+
+    def __init__(self, storage: S3Storage, key: str, size: int | None, etag: str | None) -> None:
+        self.storage, self.key, self.size = storage, key, size
+        self.etag = f'"{etag.strip(chr(34))}"' if etag else None
+
+    def __call__(self, start: int, end: int) -> bytes:
         from fsspec.asyn import sync
 
-        fs = self.fs
-        return sync(fs.loop, _get_range, fs, self.u.host, self.key(relpath), start, end)
+        fs = self.storage.fs
+        try:
+            data, etag, total = sync(fs.loop, _get_range, fs, self.storage.u.host, self.key, start, end, self.etag)
+        except OSError as exc:
+            if _precondition_failed(exc):
+                raise ObjectChanged() from None
+            raise
+        if self.size is not None and total is not None and total != self.size:
+            raise ObjectChanged()
+        if self.etag is None and etag:
+            self.etag = etag
+        return data
 
 
-async def _get_range(fs: Any, bucket: str, key: str, start: int, end: int) -> bytes:
-    """One ranged GET (s3fs's cat_file may HEAD the object first to check the range)."""
-    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+def _precondition_failed(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc.__context__
+    response = getattr(cause, "response", None)
+    code = (response.get("Error") or {}).get("Code") if isinstance(response, dict) else None
+    return code in ("PreconditionFailed", "412")
+
+
+async def _get_range(fs: Any, bucket: str, key: str, start: int, end: int,
+                     etag: str | None = None) -> tuple[bytes, str | None, int | None]:
+    """One ranged GET (s3fs's cat_file may HEAD the object first to check the range): the bytes, the
+    object's ETag and its total size (from Content-Range)."""
+    kw: dict[str, Any] = {"IfMatch": etag} if etag else {}
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **kw)
     try:
-        return await resp["Body"].read()
+        data = await resp["Body"].read()
     finally:
         resp["Body"].close()
+    total = None
+    rng = resp.get("ContentRange") or ""
+    if "/" in rng and rng.rsplit("/", 1)[1].isdigit():
+        total = int(rng.rsplit("/", 1)[1])
+    return data, resp.get("ETag"), total

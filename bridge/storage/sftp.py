@@ -7,6 +7,7 @@ size + mtime decide what changed, and moves are recognised by content fingerprin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -15,36 +16,79 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .base import Accept, FileStat
-from .remote import RemoteStorage, join_rel, mtime_ns
+from .base import Accept, FileStat, join
+from .remote import RemoteStorage, mtime_ns
+
+
+class SFTPSetupError(Exception):
+    """A local file the connection needs is missing (known_hosts, the key file): asyncssh's FileNotFoundError
+    for it would read as 'no such folder' on the server. Not transient either."""
 
 
 class SFTPStorage(RemoteStorage):
+    CONNECT_TIMEOUT = 10
+    # One request (a listing, a stat, a read of up to 8 MiB): a server that takes it and never answers (a hung
+    # NAS) is given up on after this long, and the retries decide; sshfs itself would wait forever.
+    TIMEOUT = 60
+
     def _connect(self) -> Any:
         from sshfs import SSHFileSystem
 
         o = self.creds.options
-        kw: dict[str, Any] = {"port": self.u.port or 22, "skip_instance_cache": True, "connect_timeout": 10,
-                              "known_hosts": os.path.expanduser(o.get("known_hosts") or "~/.ssh/known_hosts")}
+        known_hosts = os.path.expanduser(o.get("known_hosts") or "~/.ssh/known_hosts")
+        kw: dict[str, Any] = {"port": self.u.port or 22, "skip_instance_cache": True,
+                              "connect_timeout": self.CONNECT_TIMEOUT,
+                              "known_hosts": known_hosts}
         if o.get("username"):
             kw["username"] = o["username"]
         if o.get("password"):
             kw["password"] = o["password"]
-        if o.get("key_file"):
-            kw["client_keys"] = [os.path.expanduser(o["key_file"])]
+        key_file = os.path.expanduser(o["key_file"]) if o.get("key_file") else None
+        if key_file:
+            kw["client_keys"] = [key_file]
             if o.get("passphrase"):
                 kw["passphrase"] = o["passphrase"]
         elif o.get("password"):
             kw["client_keys"] = None   # a password was given: do not offer every key in ~/.ssh first
             kw["agent_path"] = None
-        return SSHFileSystem(self.u.host, **kw)
+        try:
+            return SSHFileSystem(self.u.host, **kw)
+        except FileNotFoundError as exc:
+            # asyncssh reads these as it connects (an unreachable server still says "cannot connect"); their
+            # FileNotFoundError would otherwise read as "no such folder" on the server
+            missing = os.path.abspath(os.path.expanduser(str(exc.filename or "")))
+            if missing == os.path.abspath(known_hosts):
+                port = f"-p {self.u.port} " if self.u.port else ""
+                raise SFTPSetupError(f"cannot check the server's host key: {known_hosts} does not exist (add "
+                                     f"the key with: ssh-keyscan {port}{self.u.host} >> {known_hosts}, or set "
+                                     "known_hosts, see docs/storage.md)") from None
+            if key_file and missing == os.path.abspath(key_file):
+                raise SFTPSetupError(f"the key file {key_file} does not exist (key_file, "
+                                     "MEDIAIDX_SFTP_KEY_FILE)") from None
+            raise
 
-    def _path(self, relpath: bytes) -> str:
-        return "/" + self.key(relpath)
+    def _path(self, relpath: bytes) -> bytes:
+        """The server path as bytes: asyncssh then hands names back as bytes too, so a name that is not
+        valid UTF-8 (old NAS volumes) is listed and read instead of failing the whole listing."""
+        base = self.u.path.encode("utf-8")
+        return b"/" + (base + b"/" + relpath if base and relpath else base or relpath)
+
+    def _info(self, path: bytes) -> dict[str, Any]:
+        from fsspec.asyn import sync
+        from sshfs.utils import wrap_exceptions
+
+        fs = self.fs
+
+        @wrap_exceptions
+        async def stat() -> dict[str, Any]:
+            async with fs._pool.get() as channel:
+                return fs._decode_attributes(await channel.stat(path))
+
+        return sync(fs.loop, stat, timeout=self.TIMEOUT)
 
     def check(self) -> None:
         try:
-            info = self.call(lambda: self.fs.info(self._path(b"")), "connecting")
+            info = self.call(lambda: self._info(self._path(b"")), "connecting")
         except Exception as exc:
             raise self.unavailable(exc) from None
         if info.get("type") != "directory":
@@ -53,25 +97,54 @@ class SFTPStorage(RemoteStorage):
     def _list_dir(self, rel: bytes, accept: Accept) -> tuple[list[FileStat], list[bytes]]:
         files: list[FileStat] = []
         subdirs: list[bytes] = []
-        for e in self.fs.ls(self._path(rel), detail=True):
-            name = e["name"].rstrip("/").rpartition("/")[2]
+        for e in self.fs.ls(self._path(rel), detail=True, timeout=self.TIMEOUT):  # sshfs's _ls keeps a bytes path (and names) bytes
+            name = e["name"].rstrip(b"/").rpartition(b"/")[2]
             if e.get("type") == "directory":
-                subdirs.append(join_rel(rel, name))
+                subdirs.append(join(rel, name))
                 continue
             perms = e.get("permissions")
             if perms is not None and not stat_mod.S_ISREG(perms):
                 continue
-            name_b = name.encode("utf-8", "surrogateescape")
-            if accept(name_b):
-                files.append(FileStat(name_b, int(e.get("size") or 0), mtime_ns(e.get("mtime"))))
+            if accept(name):
+                files.append(FileStat(name, int(e.get("size") or 0), mtime_ns(e.get("mtime"))))
         return files, subdirs
 
     def _stat(self, relpath: bytes) -> FileStat:
-        e = self.fs.info(self._path(relpath))
+        e = self._info(self._path(relpath))
         return FileStat(relpath.rpartition(b"/")[2], int(e.get("size") or 0), mtime_ns(e.get("mtime")))
 
     def _fetcher(self, relpath: bytes) -> Callable[[int, int], bytes]:
-        return _HandleFetch(lambda: self.fs.open(self._path(relpath), "rb"))
+        return _HandleFetch(lambda: _SFTPFile(self.fs, self._path(relpath), self.TIMEOUT))
+
+
+class _SFTPFile:
+    """An open remote file whose every request has a deadline (sshfs's file object waits forever)."""
+
+    def __init__(self, fs: Any, path: bytes, timeout: float) -> None:
+        from fsspec.asyn import sync
+        from sshfs.utils import wrap_exceptions
+
+        @wrap_exceptions
+        async def open_file() -> Any:
+            async with fs._pool.get() as channel:
+                return await channel.open(path, "rb")
+
+        self.fs, self.timeout, self.pos = fs, timeout, 0
+        self.file = sync(fs.loop, open_file, timeout=timeout)
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def read(self, n: int) -> bytes:
+        from fsspec.asyn import sync
+
+        data = sync(self.fs.loop, self.file.read, n, self.pos, timeout=self.timeout)
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        # Not waited for: on a server that stopped answering, a polite close would hang like the read did.
+        asyncio.run_coroutine_threadsafe(self.file.close(), self.fs.loop)
 
 
 class _HandleFetch:

@@ -22,6 +22,12 @@ FILE_ATTRIBUTE_REPARSE_POINT = 0x400
 
 
 class SMBStorage(RemoteStorage):
+    CONNECT_TIMEOUT = 10
+    # A server that takes requests and never answers (a hung NAS) is given up on after about twice this: then
+    # smbprotocol's keep-alive echo goes unanswered and it closes the connection, which wakes every waiting
+    # call (its default, 10 minutes each, would hold a scan for 20 minutes).
+    RECEIVE_TIMEOUT = 30
+
     def _connect(self) -> Any:
         import smbclient
 
@@ -30,10 +36,23 @@ class SMBStorage(RemoteStorage):
         user = o.get("username")
         if user and o.get("domain"):
             user = f"{o['domain']}\\{user}"
+        self._open_connection(cache)
         smbclient.register_session(self.u.host, username=user, password=o.get("password"), port=self._port,
-                                   connection_timeout=10, connection_cache=cache,
+                                   connection_timeout=self.CONNECT_TIMEOUT, connection_cache=cache,
                                    auth_protocol="ntlm" if o.get("password") else "negotiate")
         return cache
+
+    def _open_connection(self, cache: dict[str, Any]) -> None:
+        """The connection ``register_session`` would open, with a receive timeout set before its receiver
+        thread starts (the thread reads it once per wait)."""
+        from smbclient._pool import ClientConfig
+        from smbprotocol.connection import Connection
+
+        conn = Connection(ClientConfig().client_guid, self.u.host, self._port, require_signing=True)
+        if hasattr(conn, "_receive_timeout"):
+            conn._receive_timeout = self.RECEIVE_TIMEOUT
+        conn.connect(timeout=self.CONNECT_TIMEOUT)
+        cache[f"{self.u.host.lower()}:{self._port}"] = conn
 
     @property
     def _port(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -151,6 +152,7 @@ class SFTPRemote(FolderRemote):
         self.thread.start()
         self.acceptor: Any = None
         self.conns: list[Any] = []
+        self.stall = threading.Event()  # set: the server takes requests and never answers (a hung NAS)
         self.start()
         self.url = f"sftp://127.0.0.1:{self.port}/proj"
         self.env = {"MEDIAIDX_SFTP_USER": USER, "MEDIAIDX_SFTP_PASSWORD": SECRET,
@@ -175,8 +177,26 @@ class SFTPRemote(FolderRemote):
             def validate_password(self, username: str, password: str) -> bool:
                 return username == USER and password == SECRET
 
+        async def stalled() -> None:
+            while remote.stall.is_set():
+                await asyncio.sleep(0.05)
+
+        class StallingSFTP(asyncssh.SFTPServer):
+            async def read(self, file_obj: Any, offset: int, size: int) -> bytes:
+                await stalled()
+                return super().read(file_obj, offset, size)  # type: ignore[return-value]
+
+            async def stat(self, path: bytes) -> Any:
+                await stalled()
+                return super().stat(path)
+
+            async def scandir(self, path: bytes) -> Any:
+                await stalled()
+                async for name in super().scandir(path):
+                    yield name
+
         def sftp_factory(chan: Any) -> Any:
-            return asyncssh.SFTPServer(chan, chroot=root)
+            return StallingSFTP(chan, chroot=root)
 
         async def listen() -> Any:
             return await asyncssh.listen("127.0.0.1", self.port, server_host_keys=[self.key],
@@ -185,6 +205,8 @@ class SFTPRemote(FolderRemote):
         self.acceptor = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(10)
 
     def stop(self) -> None:
+        self.stall.clear()
+
         async def close() -> None:
             if self.acceptor is not None:
                 self.acceptor.close()
@@ -268,7 +290,13 @@ class SMBRemote(FolderRemote):
             err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
             pytest.skip(f"smbd did not start: {err.strip()[-300:]}")
 
+    def freeze(self, frozen: bool) -> None:
+        """Stop (SIGSTOP) or resume smbd and its per-client children: connections stay open, nothing answers."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
+        self.freeze(False)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
