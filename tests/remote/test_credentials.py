@@ -141,10 +141,16 @@ def test_credentials_command_prompts_stores_and_shows_without_secrets(monkeypatc
     monkeypatch.delenv("MEDIAIDX_SFTP_PASSWORD", raising=False)
     monkeypatch.setattr("getpass.getpass", lambda prompt: "typed-secret-42")
     runner = CliRunner()
+    r = runner.invoke(app, ["credentials", "set", "sftp://media@render01:2222/srv", "--dry-run"])
+    assert r.exit_code == 0 and "entry 'sftp://media@render01:2222'" in r.output  # no prompt, nothing stored
+    assert memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") is None
     r = runner.invoke(app, ["credentials", "set", "sftp://media@render01:2222/srv"])
     assert r.exit_code == 0 and "sftp://media@render01:2222" in r.output and "typed-secret-42" not in r.output
     assert memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") == "typed-secret-42"
     r = runner.invoke(app, ["credentials", "show", "sftp://media@render01:2222/srv/plates"])
     assert r.exit_code == 0 and "password: ***  (keyring)" in r.output and "typed-secret-42" not in r.output
+    r = runner.invoke(app, ["credentials", "delete", "sftp://media@render01:2222/srv", "--dry-run"])
+    assert r.exit_code == 0 and "would remove" in r.output
+    assert memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") == "typed-secret-42"
     r = runner.invoke(app, ["credentials", "delete", "sftp://media@render01:2222/srv"])
     assert r.exit_code == 0 and memory_keyring.get_password("mediaidx", "sftp://media@render01:2222") is None
