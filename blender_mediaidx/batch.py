@@ -53,6 +53,9 @@ def blender_argv() -> list[str]:
     return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
 
 
+PROGRESS_PREFIX = "mediaidx-shot-done"  # one stdout line per shot, built or failed
+
+
 def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", os.path.splitext(name)[0]).strip("_") or "shot"
 
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                      if result.warnings else {})})
             except (importer.PlateImportError, Exception) as exc:  # one bad shot must not stop the batch
                 failed.append({"asset": asset_id, "error": getattr(exc, "message", None) or str(exc)})
+            print(f"{PROGRESS_PREFIX} {asset_id}", flush=True)  # bridge.blend counts these for its progress bar
     finally:
         client.stop()
     return {"built": built, "failed": failed}

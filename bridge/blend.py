@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,23 @@ def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cli
 
 
 def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip", start_frame: int = 1,
-                 workers: int = 2, bridge: str | None = None, timeout: float = 3600) -> dict[str, Any]:
+                 workers: int = 2, bridge: str | None = None, timeout: float = 3600,
+                 progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+    """One .blend per shot by ``workers`` headless Blender processes; ``progress(fraction, message)`` after each
+    shot (from a reader thread)."""
+    from blender_mediaidx.batch import PROGRESS_PREFIX  # bpy-free
+
+    done_lock = threading.Lock()
+    done = [0]
+
+    def read_stdout(stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if line.startswith(PROGRESS_PREFIX) and progress is not None:
+                with done_lock:
+                    done[0] += 1
+                    progress(done[0] / len(ids), f"{done[0]}/{len(ids)} shots")
+
     if mode not in MODES:  # refused here, in one line, rather than by every worker after Blender has started
         raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
     try:
@@ -76,8 +93,20 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                            "--mode", mode, "--start-frame", str(start_frame), *map(str, chunk)]
                     procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                                   env=env))
-                for p, chunk in zip(procs, chunks, strict=True):
-                    stdout, stderr = p.communicate(timeout=max(0.0, deadline - time.monotonic()))
+                readers = []
+                for p in procs:  # read as they go (progress), both pipes, so no worker blocks on a full one
+                    outs: list[str] = []
+                    errs: list[str] = []
+                    t_out = threading.Thread(target=read_stdout, args=(p.stdout, outs), daemon=True)
+                    t_err = threading.Thread(target=lambda s=p.stderr, e=errs: e.extend(s), daemon=True)
+                    t_out.start()
+                    t_err.start()
+                    readers.append((outs, errs, t_out, t_err))
+                for p, chunk, (outs, errs, t_out, t_err) in zip(procs, chunks, readers, strict=True):
+                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    t_out.join()
+                    t_err.join()
+                    stdout, stderr = "".join(outs), "".join(errs)
                     last = next((line for line in reversed(stdout.splitlines()) if line.startswith("{")), None)
                     if last is None:
                         failed += [{"asset": i, "error": f"worker failed: {stderr.strip()[-300:]}"} for i in chunk]
@@ -89,7 +118,7 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                 for p in procs:  # timed out or interrupted: no worker outlives the batch (or its HOME)
                     if p.poll() is None:
                         p.kill()
-                        p.communicate()
+                        p.wait()  # its pipes are drained by the reader threads
     except subprocess.TimeoutExpired:
         raise MediaIdxError(f"Blender workers did not finish within {timeout:g} s") from None
     finally:

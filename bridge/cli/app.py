@@ -517,7 +517,9 @@ def blend(
         if any(p.action == "fail" for p in plan):
             raise typer.Exit(1)
         return
-    summary = build_blends(ix, ids, out, mode=mode, start_frame=start_frame, workers=workers, bridge=bridge)
+    with render.progress_bar(as_json, "building") as update:
+        summary = build_blends(ix, ids, out, mode=mode, start_frame=start_frame, workers=workers, bridge=bridge,
+                               progress=update)
     if as_json:
         render.print_json(summary)
     else:

@@ -115,3 +115,19 @@ def test_a_batch_past_its_deadline_stops_its_workers(shots, tmp_path: Path) -> N
         if b"blender_mediaidx.batch" in cmdline and str(out).encode() in cmdline:
             leftovers.append(pid)
     assert leftovers == []
+
+
+def test_a_batch_reports_progress_shot_by_shot(shots, tmp_path: Path) -> None:
+    """A batch of hundreds of shots runs for minutes: the CLI's progress bar advances as each worker finishes a
+    shot, not once at the end (the workers' output is read as it comes)."""
+    from bridge.blend import build_blends
+
+    cat, cache, ids = shots
+    events: list[tuple[float, str]] = []
+    with MediaIndexer(cat, cache_dir=cache) as ix:
+        summary = build_blends(ix, sorted(ids.values()), tmp_path / "progress-blends", workers=2,
+                               progress=lambda f, m: events.append((f, m)))
+    n = len(ids)
+    assert len(summary["built"]) + len(summary["failed"]) == n
+    assert [f for f, _ in events] == [pytest.approx(i / n) for i in range(1, n + 1)]
+    assert events[-1][1] == f"{n}/{n} shots"
