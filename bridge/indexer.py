@@ -195,10 +195,13 @@ class MediaIndexer:
         return analyze_asset(self, ref, dry_run=dry_run)
 
     def pending_analysis(self, root: str | None = None) -> list[int]:
-        """Ids of present videos not yet analysed from their current content (all roots, or one root)."""
+        """Ids of present videos not yet analysed from their current content (all roots, or one root: a root
+        the catalog does not have is an error, not an empty list)."""
         from .analysis.store import pending_assets
+        from .catalog.forget import resolve_root
 
-        return pending_assets(self._read_db().conn, search_mod.root_url(root) if root else None)
+        conn = self._read_db().conn
+        return pending_assets(conn, resolve_root(conn, root)[1] if root else None)
 
     def shots(self, ref: str | int) -> list[dict[str, Any]]:
         """The stored shots of an asset, each with its key frame and scores ([] before analysis)."""

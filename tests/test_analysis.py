@@ -336,31 +336,36 @@ def test_a_version_1_catalog_gains_the_analysis_tables(tmp_path: Path) -> None:
 
 def test_analyze_pending_works_through_a_library_scanned_without_analysis(tmp_path: Path) -> None:
     """A library indexed without --analyze: a later `scan --analyze` only analyses new and changed clips, so
-    `analyze --pending` is how its videos get shots, key frames and heroes: all of them, one failure reported
-    without stopping the rest, the dry run writing nothing, and a second run finding nothing left."""
+    `analyze --pending` is how its videos get shots, key frames and heroes: all of them, failures (a clip
+    damaged since its scan, one deleted) reported without stopping the rest, the dry run writing nothing, and a
+    second run finding only the failures left."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    for name in ("a.mp4", "b.mov"):
+    for name in ("0gone.mp4", "1bad.mp4", "a.mp4", "b.mov"):  # the failures come first
         synth.make_video(lib / name, frames=30, width=96, height=64)
     synth.make_image(lib / "still.jpg", width=32, height=24)
-    bad = lib / "c.mp4"
-    synth.make_video(bad, frames=30, width=96, height=64)
     cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
     base = ["--catalog", str(cat), "--cache-dir", str(cache)]
     assert run_cli(*base, "scan", str(lib), "--json").returncode == 0
-    bad.write_bytes(bad.read_bytes()[:2000])  # damaged after its scan: the probe said ok
+    (lib / "1bad.mp4").write_bytes((lib / "1bad.mp4").read_bytes()[:2000])  # damaged after its scan
+    (lib / "0gone.mp4").unlink()
     with MediaIndexer(cat, cache_dir=cache) as ix:
         ids = {a.name: a.id for a in ix.search(limit=10)}
-        assert sorted(ix.pending_analysis()) == sorted(ids[n] for n in ("a.mp4", "b.mov", "c.mp4"))
+        videos = sorted(ids[n] for n in ("0gone.mp4", "1bad.mp4", "a.mp4", "b.mov"))
+        assert sorted(ix.pending_analysis()) == videos
+        assert sorted(ix.pending_analysis(str(lib))) == videos
     before = cat.read_bytes()
     dry = run_cli(*base, "analyze", "--pending", "--dry-run", "--json")
     assert cat.read_bytes() == before and not list(cache.rglob("*.hero.jpg"))
-    assert dry.returncode == 1  # c.mp4 changed since its scan: reported in the dry run too
+    assert dry.returncode == 1  # the two failures are reported in the dry run too
     plans = json.loads(dry.stdout)["results"]
     assert sorted(p["asset"] for p in plans if p.get("plan")) == sorted([ids["a.mp4"], ids["b.mov"]])
     r = run_cli(*base, "analyze", "--pending")
-    assert r.returncode == 1 and "analysed 2, up to date 0, failed 1" in r.stdout, r.stderr
-    assert f"asset {ids['c.mp4']}" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "analysed 2, up to date 0, failed 2" in r.stdout, r.stderr
+    assert "0gone.mp4" in r.stderr and "1bad.mp4" in r.stderr and "Traceback" not in r.stderr
     with MediaIndexer(cat, cache_dir=cache) as ix:
-        assert ix.pending_analysis() == [ids["c.mp4"]]
+        assert sorted(ix.pending_analysis()) == sorted([ids["0gone.mp4"], ids["1bad.mp4"]])
         assert ix.shots(ids["a.mp4"]) and ix.hero_image(ids["b.mov"]) is not None
+    typo = run_cli(*base, "analyze", "--pending", "--root", str(tmp_path / "nope"))
+    assert typo.returncode == 1 and "nope" in typo.stderr  # not "nothing to analyse"
+    assert run_cli(*base, "analyze", "--root", str(lib)).returncode == 2

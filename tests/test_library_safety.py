@@ -135,7 +135,7 @@ def test_malformed_workflow_fields_are_refused_before_anything_runs(spec: dict, 
 def test_a_bad_album_pattern_in_a_later_step_stops_the_run_before_the_first_step(lib: Path,
                                                                                  tmp_path: Path) -> None:
     with open_ix(tmp_path, lib) as ix:
-        spec = {"workflow": [{"action": "backup", "backup_root": str(tmp_path / "bk")},
+        spec = {"workflow": [{"action": "backup", "backup_root": str(tmp_path / "bk"), "create_root": True},
                              {"action": "sync_album", "source": str(lib), "root": str(tmp_path / "al"),
                               "category": "c", "pattern": "{date.year.nope}"}]}
         with pytest.raises(WorkflowError, match="step 2"):

@@ -183,6 +183,20 @@ def test_a_scan_without_follow_symlinks_leaves_linked_files_alone(tmp_path: Path
         assert sorted(a.relpath for a in ix.search(status="missing")) == ["linked/z.mov", "zl.mov"]
 
 
+def test_a_root_whose_files_are_all_behind_links_is_not_taken_for_an_empty_mount(tmp_path: Path) -> None:
+    """Every catalogued file under links that a plain rescan does not follow: nothing is listed as a file, but
+    the links are there, so this is no unmounted share (the scan used to stop: 'the folder is empty')."""
+    lib, ext = tmp_path / "lib", tmp_path / "ext"
+    lib.mkdir()
+    ext.mkdir()
+    synth.make_video(ext / "x.mov", frames=4, width=32, height=32)
+    (lib / "linked").symlink_to(ext)
+    with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
+        assert ix.scan(lib, follow_symlinks=True).added == 1
+        s = ix.scan(lib)
+        assert (s.missing, s.skipped, s.complete) == (0, 1, True)
+
+
 def test_an_unmounted_share_among_several_roots_does_not_stop_the_others(tmp_path: Path) -> None:
     """`mediaidx scan` of every root: one share unmounted (an empty mount point) used to stop the whole scan
     with an error, so the roots after it were never scanned. It is reported and the others are scanned."""
@@ -313,3 +327,11 @@ def test_a_parent_holding_two_nested_roots_is_refused(tmp_path: Path) -> None:
         with pytest.raises(RootUnavailableError, match="one inside the other"):
             ix.scan(nas)
         assert sorted(r["url"] for r in ix.roots()) == [str(nas / "a"), str(nas / "a" / "b")]
+        with ix._write_db().transaction() as conn:  # the same folder twice: a link to a root, from before too
+            conn.execute("DELETE FROM roots WHERE url = ?", (str(nas / "a" / "b"),))
+            conn.execute("INSERT INTO roots (url, added_at) VALUES (?, 0)", (str(tmp_path / "link-to-a"),))
+        os.symlink(nas / "a", tmp_path / "link-to-a")
+        before = sorted(r["url"] for r in ix.roots())
+        with pytest.raises(RootUnavailableError, match="the same folder twice"):
+            ix.scan(nas)
+        assert sorted(r["url"] for r in ix.roots()) == before  # nothing half adopted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -65,18 +66,25 @@ class FakeBridge:
         self.answer_pings = True
         self.notes: list[dict[str, Any]] = []  # credit and abort messages received (they get no reply)
         self._stop = threading.Event()
+        self._outbox: queue.Queue[list[bytes]] = queue.Queue()  # sends from other threads: the socket is this one's
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self.sock.poll(50):
+            while not self._outbox.empty():
+                self.sock.send_multipart(self._outbox.get_nowait())
+            if not self.sock.poll(20):
                 continue
             identity, body, *_ = self.sock.recv_multipart()
             msg = P.decode(body)
 
             def send(m: dict[str, Any], *data: bytes, _id: bytes = identity) -> None:
-                self.sock.send_multipart([_id, P.encode(m), *data])
+                frames = [_id, P.encode(m), *data]
+                if threading.current_thread() is self._thread:
+                    self.sock.send_multipart(frames)
+                else:  # a ZeroMQ socket belongs to one thread
+                    self._outbox.put(frames)
 
             if msg.get("op") in ("hello", "ping"):
                 if self.answer_pings:

@@ -486,7 +486,7 @@ class BridgeClient:
         """A fetch that cannot go on (the part cannot be written, the bridge sent nonsense): it fails with a
         clear error, the bridge stops sending, the part stays for a resume."""
         if isinstance(exc, OSError):
-            err = P.RemoteError(P.INTERNAL, f"cannot write {t.part}: {exc.strerror or exc}")
+            err = P.RemoteError(P.INTERNAL, f"cannot write {exc.filename or t.part}: {exc.strerror or exc}")
         else:
             log.warning("malformed fetch message from the bridge", exc_info=exc)
             err = P.RemoteError(P.INTERNAL, f"malformed fetch message from the bridge ({type(exc).__name__})")

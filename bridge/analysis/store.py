@@ -89,7 +89,9 @@ def is_current(conn: sqlite3.Connection, asset_id: int) -> bool:
 def pending_assets(conn: sqlite3.Connection, root_url: str | None = None) -> list[int]:
     """Present videos without an analysis of their current content by this version (never analysed, changed
     since, or analysed by an older version): what ``mediaidx analyze --pending`` works through. A library
-    scanned without --analyze gets its analyses this way; a scan only analyses new and changed clips."""
+    scanned without --analyze gets its analyses this way; a scan only analyses new and changed clips. A clip
+    whose analysis failed is not pending (it would fail again every run), nor one whose hero image left the
+    cache (a cache check per clip); ``mediaidx analyze ID`` redoes either."""
     from .pipeline import ANALYSIS_VERSION
 
     sql = ("SELECT a.id FROM assets a JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"

@@ -16,7 +16,10 @@ def check_text(text: str, what: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:  # bytes from a shell argument shown as \xNN; a lone surrogate from JSON as \udNNN
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
         raise UsageError(f"{what} '{shown}' is not valid UTF-8 text") from None
     return text
 

@@ -55,7 +55,7 @@ def _analyze_many(ix: Any, refs: list[str | int], dry_run: bool, as_json: bool) 
             update(i / len(refs), f"{ref}")
             try:
                 results.append(ix.analyze(ref, dry_run=dry_run))
-            except MediaIdxError as exc:
+            except (MediaIdxError, OSError) as exc:  # gone or unreadable since its scan: this clip only
                 results.append({"asset": ref, "dry_run": dry_run, "error": str(exc)})
         update(1.0, "done")
     failed = [r for r in results if r.get("error")]
@@ -174,6 +174,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Analyse catalogued clips: store their shots, key frames and hero image in the catalog."""
         ix = ctx.obj["indexer"]
+        if root and not pending:
+            raise UsageError("--root goes with --pending")
         refs: list[str | int] = [*(assets or []), *(ix.pending_analysis(root) if pending else [])]
         if not refs:
             if pending:

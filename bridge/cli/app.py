@@ -445,7 +445,7 @@ def push(
 
     if mode not in ("clip", "camera-bg", "strip", "plane"):
         raise UsageError(f"--mode must be clip, camera-bg, strip or plane, not {mode!r}")
-    ids = [int(a) if a.isdigit() else _ix(ctx).get(a).id for a in assets]
+    ids = [int(a) if a.isascii() and a.isdigit() else _ix(ctx).get(a).id for a in assets]
     result = push_shots(bridge, to, ids, mode, server_key=server_key, client_key=client_key, timeout=timeout,
                         dry_run=dry_run)
     if as_json:
@@ -501,8 +501,8 @@ def blend(
     from ..blend import build_blends, plan_blends
 
     words = query or []
-    ids = [int(w) for w in words if w.isdigit()]
-    text = " ".join(w for w in words if not w.isdigit())
+    ids = [int(w) for w in words if w.isascii() and w.isdigit()]
+    text = " ".join(w for w in words if not (w.isascii() and w.isdigit()))
     ix = _ix(ctx)
     if text or not ids:
         ids += [a.id for a in ix.search(text or None, kind=kind, status="ok", limit=limit) if a.id not in ids]
@@ -533,7 +533,7 @@ def blend(
 
 def _plate_path(ix: MediaIndexer, ref: str) -> str:
     """A plate given as a path, or as a catalog id (then its path in the catalog)."""
-    if ref.isdigit() and not Path(ref).exists():
+    if ref.isascii() and ref.isdigit() and not Path(ref).exists():
         return str(ix.show(int(ref)).path)
     if not Path(ref).exists():
         raise UsageError(f"{ref}: no such file")

@@ -190,17 +190,17 @@ class Scanner:
 
     # -- one root ----------------------------------------------------------------------------------------
     def _scan_root(self, storage: Storage, summary: ScanSummary) -> None:
+        root_id = rows.find_root(self.conn, storage.url)
         try:
             storage.check()
             self._check_not_inside_a_root(storage)
+            inside = self._roots_inside(storage) if root_id is None else []
         except RootUnavailableError as exc:
             summary.add_issue(storage.url, str(exc).removeprefix(storage.url + ": "))
             summary.complete = False
             if len(summary.roots) == 1:
                 raise
             return
-        root_id = rows.find_root(self.conn, storage.url)
-        inside = self._roots_inside(storage) if root_id is None else []
         if inside and self.dry:
             # The plan must show the files of those roots as what they are (catalogued, not new): adopt them
             # in a private copy of the catalog and plan on that.
@@ -210,12 +210,17 @@ class Scanner:
         scan_id = None
         if not self.dry:
             self._begin()
-            if inside:
-                root_id = self._adopt(storage, inside, summary)  # same transaction as the new root
-            root_id = root_id or rows.ensure_root(self.conn, storage.url)
-            scan_id = self.conn.execute(
-                "INSERT INTO scans (root_id, started_at, status) VALUES (?, ?, 'running')",
-                (root_id, time.time())).lastrowid
+            try:
+                if inside:
+                    root_id = self._adopt(storage, inside, summary)  # same transaction as the new root
+                root_id = root_id or rows.ensure_root(self.conn, storage.url)
+                scan_id = self.conn.execute(
+                    "INSERT INTO scans (root_id, started_at, status) VALUES (?, ?, 'running')",
+                    (root_id, time.time())).lastrowid
+            except BaseException:
+                self.conn.execute("ROLLBACK")  # no half-adopted root: all of it or nothing
+                self._in_tx = False
+                raise
             self._commit()
         st = _RootState(storage, root_id, summary, folders=rows.load_folders(self.conn, root_id))
         self._create_temp_tables()
@@ -279,9 +284,11 @@ class Scanner:
             found.append((root_id, url, prefix))
         for i, (_, url, prefix) in enumerate(found):
             for _, other_url, other_prefix in found[i + 1:]:
-                if other_prefix.startswith(prefix + b"/"):
+                if (other_prefix == prefix or other_prefix.startswith(prefix + b"/")
+                        or prefix.startswith(other_prefix + b"/")):  # the same folder twice, or one in the other
                     raise RootUnavailableError(f"{storage.url}: holds the catalog roots {url} and {other_url}, one "
-                                               "inside the other; `mediaidx roots forget` one of them first")
+                                               "inside the other (or the same folder twice); `mediaidx roots "
+                                               "forget` one of them first")
         return found
 
     def _adopt(self, storage: Storage, inside: list[tuple[int, str, bytes]], summary: ScanSummary) -> int:
@@ -731,8 +738,8 @@ class Scanner:
     # -- after the walk ----------------------------------------------------------------------------------
     def _check_not_emptied(self, st: _RootState) -> None:
         """An unmounted share often leaves an empty mount point: never mark a whole root missing for that."""
-        if st.files_seen or st.unreadable or st.root_id is None or self.opts.allow_empty:
-            return
+        if st.files_seen or st.unreadable or st.left_alone or st.root_id is None or self.opts.allow_empty:
+            return  # (entries listed but left alone, such as links not followed, are not an empty mount point)
         present = self.conn.execute(
             "SELECT count(*) FROM assets a JOIN folders f ON f.id = a.folder_id"
             " WHERE f.root_id = ? AND a.status != 'missing'", (st.root_id,)).fetchone()[0]

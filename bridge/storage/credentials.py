@@ -50,16 +50,15 @@ ALLOWED = {k: set(v) | ({"endpoint_url"} if k == "s3" else set()) for k, v in EN
 def redact(url: str) -> str:
     """The URL with any user:password part shown as ``***@`` (for error messages about bad URLs).
 
-    A password may itself hold '@', '/', '?' or '#' (``smb://alice:p/w@nas/share``): then the authority seems
-    to end early, so when it has a ':' and an '@' comes later, everything up to the last '@' is hidden."""
+    A password may itself hold '@', '/', '?' or '#' (``smb://alice:p/w@nas/share``, ``smb://alice:p@ss/w@nas``):
+    then the authority seems to end early, so when it has an '@' or a ':' and an '@' comes anywhere later,
+    everything up to the last '@' is hidden (a folder name with '@' is hidden too: safe side)."""
     m = re.match(r"[A-Za-z0-9+.-]+://", url)
     if not m:
         return url
     rest = url[m.end():]
     auth = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "@" in auth:
-        cut = auth.rfind("@")
-    elif ":" in auth and "@" in rest:
+    if ("@" in auth or ":" in auth) and "@" in rest:
         cut = rest.rfind("@")
     else:
         return url
@@ -120,7 +119,8 @@ def parse_url(root: str, endpoint_url: str | None = None) -> RemoteURL:
     if parts.password is not None or (":" in parts.netloc and "@" not in parts.netloc and "@" in first):
         # the second case: user:pass/word@host, which urllib reads as host "user", port "pass", path "word@host"
         raise UsageError(f"{redact(root)}: a password in the URL is refused (it would be stored and logged); "
-                         "put it in the environment, storage.toml or the keyring (see docs/storage.md)")
+                         "put it in the environment, storage.toml or the keyring (see docs/storage.md); if '@' is "
+                         "part of a folder name, write it as %40")
     if parts.query or parts.fragment:
         raise UsageError(f"{redact(root)}: query strings and fragments are not allowed in a root URL")
     path = unquote(parts.path).strip("/")

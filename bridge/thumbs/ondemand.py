@@ -23,10 +23,7 @@ def served_local_file(ix: MediaIndexer, url: str, rel: bytes) -> bytes:
     from ..service.security import Forbidden, contained
 
     roots = [r["url"] for r in ix.roots() if "://" not in r["url"]]
-    try:
-        path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
-    except FileNotFoundError:
-        raise NotFoundError("the file is not there any more") from None
+    path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
     if not os.path.isfile(path):
         raise NotFoundError("the file is not there any more")
     if not os.access(path, os.R_OK):
@@ -43,7 +40,10 @@ def poster_on_demand(ix: MediaIndexer, asset_id: int) -> Path:
 
     url, rel = search_mod.native_path(ix._read_db().conn, asset_id)
     if "://" not in url:
-        served_local_file(ix, url, rel)
+        # made from the real path just checked, not the catalogued one again (a link swapped in meanwhile)
+        real = served_local_file(ix, url, rel)
+        folder, _, name = real.rpartition(b"/")
+        url, rel = os.fsdecode(folder or b"/"), name
     out = analyze(Task(url, rel, a.size, a.kind, want_thumb=True, thumbs_dir=str(ix.thumbs_dir)))
     if not out.thumb:
         raise NotFoundError(out.thumb_error or out.error or "no thumbnail for this asset")

@@ -134,7 +134,7 @@ class SecurityMiddleware:
                         {"www-authenticate": "Bearer"})
             return
         length = _header(scope, b"content-length")
-        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
+        if length is not None and (not (length.isascii() and length.isdigit()) or len(length) > 12 or int(length) > MAX_BODY):
             await _deny(send, 413, "bad_request", f"request bodies are limited to {MAX_BODY} bytes")
             return
         over = [False]  # set by _limited: the answer becomes the same 413 a too large Content-Length gets
