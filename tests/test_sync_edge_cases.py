@@ -106,9 +106,29 @@ def test_a_damaged_stretch_in_the_middle_does_not_stop_the_sync(shoot: tuple[Pat
     assert "cannot decode its audio" in r["camB_garbled.m4a"].reason, r["camB_garbled.m4a"].reason
 
 
+def test_a_short_clip_whose_audio_is_all_garbled_cannot_be_decoded(shoot: tuple[Path, Path, Path]) -> None:
+    """Fewer packets than the long-stream give-up count, none of which decodes: the stream used to end normally
+    with only filler, and the clip was reported as sharing no sound instead of as undecodable."""
+    d, ref, cam = shoot
+    src = babble(40, RATE, seed=1)
+    short = write(d / "camC.m4a", src[10 * RATE:int(10.8 * RATE)], RATE)   # 0.8 s: about a dozen AAC packets
+    data = bytearray(short.read_bytes())
+    with av.open(str(short)) as c:
+        assert 0 < sum(1 for p in c.demux(c.streams.audio[0]) if p.size) < 50
+    start, end = data.find(b"mdat") + 8, data.find(b"moov") - 4   # all the samples, not the index after them
+    assert 0 < start < end
+    data[start:end] = np.random.default_rng(4).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    garbled = d / "camC_garbled.m4a"
+    garbled.write_bytes(bytes(data))
+    r = by_name(sync_files([str(ref), str(cam), str(garbled)]))
+    assert r["camA.wav"].status == "synced"
+    assert r["camC_garbled.m4a"].status == "unsynced", r["camC_garbled.m4a"]
+    assert "cannot decode its audio" in r["camC_garbled.m4a"].reason, r["camC_garbled.m4a"].reason
+
+
 @pytest.mark.parametrize("period", [0.5, 1.0])
 def test_a_repeating_sound_is_ambiguous_not_a_confident_wrong_offset(tmp_path: Path, period: float) -> None:
-    """A metronome: every whole beat fits equally well, so there is no one offset. It used to be reported synced
+    """A metronome: every whole beat also passes the fine check, so there is no one offset. It used to be reported synced
     at the first beat tried (0.2 s or 3.7 s for a true 10.2 s) with a confidence in the hundreds."""
     t = np.arange(RATE * 30) / RATE
     beeps = (np.mod(t, period) < 0.05) * np.sin(2 * np.pi * 1000 * t) * 0.5

@@ -488,12 +488,15 @@ def probe_url(url: str) -> dict[str, Any]:
         raise UsageError(f"{redact(url)}: not a file URL")
     if any(c in ("", ".", "..") for c in comps):
         raise UsageError(f"{redact(url)}: '.', '..' and empty components are not allowed")
-    storage = storage_for(base)
     candidates: list[str] = []
     for i in range(len(comps)):
-        rel = "/".join([unquote(c) for c in comps[:i]] + comps[i:])
+        decoded = [unquote(c) for c in comps[:i]]
+        if any(p in ("", ".", "..") for c in decoded for p in c.split("/")):  # '%2E%2E' is '..' once decoded
+            raise UsageError(f"{redact(url)}: '.', '..' and empty components are not allowed")
+        rel = "/".join(decoded + comps[i:])
         if rel not in candidates:
             candidates.append(rel)
+    storage = storage_for(base)
     fh: BinaryIO | None = None
     try:
         for n, rel in enumerate(candidates):

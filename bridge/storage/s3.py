@@ -200,9 +200,6 @@ class S3Storage(RemoteStorage):
         name = relpath.rpartition(b"/")[2].decode("utf-8", "replace")
         return RemoteFile(lambda s, e: self.call(lambda: fetch(s, e), "reading"), size, name)  # type: ignore[return-value]
 
-    def _fetch(self, relpath: bytes, start: int, end: int) -> bytes:
-        return _PinnedFetch(self, self.key(relpath), None, None)(start, end)
-
 
 class ObjectChanged(OSError):
     """The object was replaced while it was being read: its blocks would mix two versions."""

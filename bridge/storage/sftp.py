@@ -67,6 +67,16 @@ class SFTPStorage(RemoteStorage):
                                      "MEDIAIDX_SFTP_KEY_FILE)") from None
             raise
 
+    def _reset(self) -> None:
+        """Also drop the old SSH connection, without waiting. A request given up on at TIMEOUT stays on the IO
+        loop holding a pooled channel and the connection; only forgetting ``fs`` would leak one SSH connection
+        per timed-out try in the long-running bridge. Aborting it fails those requests at once."""
+        with self._lock:   # the base _reset's work, in the same step as taking the old one (as SMB does)
+            fs, self._fs = self._fs, None
+        if fs is not None:
+            with contextlib.suppress(Exception):  # already closed, or the loop is gone
+                fs.loop.call_soon_threadsafe(fs.client.abort)   # asyncssh is not thread-safe: abort on its loop
+
     def _path(self, relpath: bytes) -> bytes:
         """The server path as bytes: asyncssh then hands names back as bytes too, so a name that is not
         valid UTF-8 (old NAS volumes) is listed and read instead of failing the whole listing."""

@@ -103,11 +103,14 @@ def _frames(container: av.container.InputContainer, stream: av.AudioStream,
     container; nothing read at all is an error."""
     got = False
     failed = 0
+    error: av.error.FFmpegError | None = None
     packets = container.demux(stream)
     while True:
         try:
             packet = next(packets)
         except StopIteration:
+            if not got and error is not None:   # a short stream none of whose packets decode: an error too
+                raise error from None
             return
         except av.error.FFmpegError:
             if not got:
@@ -115,8 +118,9 @@ def _frames(container: av.container.InputContainer, stream: av.AudioStream,
             return
         try:
             frames = packet.decode()
-        except av.error.FFmpegError:   # mostly InvalidDataError; AAC garbage can even give EPERM
+        except av.error.FFmpegError as exc:   # mostly InvalidDataError; AAC garbage can even give EPERM
             failed += 1
+            error = exc
             if not got and failed >= 50:   # nothing decodes (a codec FFmpeg lacks, all garbage): an error
                 raise
             if packet.duration and packet.time_base:

@@ -95,7 +95,7 @@ def place_group(n: int, ref: int, coarse: dict[tuple[int, int], list[tuple[float
         if other is not None:
             # a sound that repeats (a metronome, a loop, a hum) fits at more than one offset: no offset is known
             why[b] = (f"ambiguous: the sound repeats, offsets {res.offset_seconds:+.3f} s and "
-                      f"{other.offset_seconds:+.3f} s fit equally well")
+                      f"{other.offset_seconds:+.3f} s both fit")
             for r in (res, other):
                 r.status, r.reason, r.confidence = "unsynced", why[b], 0.0
             continue
@@ -145,10 +145,10 @@ def place_group(n: int, ref: int, coarse: dict[tuple[int, int], list[tuple[float
 def _ambiguous(a: int, b: int, k: int, res: SyncResult, cands: list[tuple[float, float]],
                verify: Callable[[int, int, tuple[float, float]], SyncResult], tried: set[tuple[int, int, int]],
                key: Callable[[int, int, int], tuple[int, int, int]]) -> SyncResult | None:
-    """Another strong coarse candidate of the edge that the fine windows confirm just as well, at an offset other
-    than the verified one; None when there is none. Why: music whose wrong bars outscore the right one is told
-    apart by the fine windows, but a sound that truly repeats passes them at every repeat, and picking the first
-    would be a confident wrong offset."""
+    """Another strong coarse candidate of the edge that also passes the fine check, at an offset other than the
+    verified one (which of the two fits better is not compared); None when there is none. Why: music whose wrong
+    bars outscore the right one is told apart by the fine windows, but a sound that truly repeats passes them at
+    every repeat, and picking the first would be a confident wrong offset."""
     for k2, (off, conf) in enumerate(cands):
         if k2 == k or conf < MIN_CONFIDENCE or key(a, b, k2) in tried:
             continue

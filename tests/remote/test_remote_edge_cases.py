@@ -227,6 +227,19 @@ def test_probe_takes_the_urls_the_catalog_prints_for_odd_names(remote: Remote, c
             ix.probe(remote.url + "/my dir/take #2/nope.mp4")
 
 
+@pytest.mark.parametrize("url", [
+    "s3+http://127.0.0.1:9/footage/%2E%2E/other/a.mp4", "sftp://127.0.0.1:9/srv/a/%2e%2E/etc/a.mp4",
+    "smb://127.0.0.1/share/%2E/a.mp4", "sftp://127.0.0.1:9/srv/a%2F..%2Fb/a.mp4",
+])
+def test_probe_refuses_dot_components_that_only_appear_once_decoded(url: str) -> None:
+    # the '.'/'..' check ran on the raw components, and the leading folders were %-decoded after it
+    from bridge.errors import UsageError
+    from bridge.storage.remote import probe_url
+
+    with pytest.raises(UsageError, match="empty components are not allowed"):
+        probe_url(url)
+
+
 def test_an_endpoint_url_with_credentials_in_storage_toml_is_refused_without_echoing_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bridge.errors import UsageError
@@ -247,7 +260,7 @@ def test_an_endpoint_url_with_credentials_in_storage_toml_is_refused_without_ech
 @pytest.mark.parametrize("url", [
     "smb://alice:{pw}@nas/share", "sftp://bob:{pw}@render01/srv", "s3+http://key:{pw}@minio:9000/footage",
 ])
-@pytest.mark.parametrize("pw", ["p@ss-Word9", "pa/ss-Word9", "pa#ss-Word9", "pa?ss-Word9", "12/ss-Word9"])
+@pytest.mark.parametrize("pw", ["p@ss-Word9", "pa/ss-Word9", "pa#ss-Word9", "pa?ss-Word9", "12/ss-Word9", "p@ss/ss-Word9"])
 def test_a_password_with_url_delimiters_is_not_echoed_in_the_refusal(url: str, pw: str) -> None:
     # '@' left "ss-Word9" in the message; '/', '?' or '#' made urllib take the start of it for a port and the
     # whole password was echoed (twice: in the URL and in urllib's own text)
