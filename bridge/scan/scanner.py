@@ -190,10 +190,10 @@ class Scanner:
 
     # -- one root ----------------------------------------------------------------------------------------
     def _scan_root(self, storage: Storage, summary: ScanSummary) -> None:
-        root_id = rows.find_root(self.conn, storage.url)
         try:
-            storage.check()
+            storage.check()  # first: it refuses a root whose path is not UTF-8, which the catalog cannot hold
             self._check_not_inside_a_root(storage)
+            root_id = rows.find_root(self.conn, storage.url)
             inside = self._roots_inside(storage) if root_id is None else []
         except RootUnavailableError as exc:
             summary.add_issue(storage.url, str(exc).removeprefix(storage.url + ": "))
