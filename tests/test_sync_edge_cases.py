@@ -96,14 +96,20 @@ def test_a_damaged_stretch_in_the_middle_does_not_stop_the_sync(shoot: tuple[Pat
     assert r.status == "synced", r.reason
     assert r.offset_seconds == pytest.approx(10.0, abs=0.002)
     # all of its audio garbled: not a silent recording that matches nothing, but one that cannot be decoded
-    start, end = data.find(b"mdat") + 8, data.find(b"moov") - 4   # all the samples, not the index after them
-    data[start:end] = rng.integers(0, 256, end - start, dtype=np.uint8).tobytes()
-    garbled = d / "camB_garbled.m4a"
-    garbled.write_bytes(bytes(data))
+    garbled = garble_samples(data, rng, d / "camB_garbled.m4a")
     r = by_name(sync_files([str(ref), str(bad), str(garbled)]))
     assert r["camB_damaged.m4a"].status == "synced"
     assert r["camB_garbled.m4a"].status == "unsynced", r["camB_garbled.m4a"]
     assert "cannot decode its audio" in r["camB_garbled.m4a"].reason, r["camB_garbled.m4a"].reason
+
+
+def garble_samples(data: bytearray, rng: np.random.Generator, out: Path) -> Path:
+    """An .m4a with every audio sample byte random (the mdat box), its index intact: undecodable audio."""
+    start, end = data.find(b"mdat") + 8, data.find(b"moov") - 4   # all the samples, not the index after them
+    assert 0 < start < end
+    data[start:end] = rng.integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
 
 
 def test_a_short_clip_whose_audio_is_all_garbled_cannot_be_decoded(shoot: tuple[Path, Path, Path]) -> None:
@@ -115,11 +121,7 @@ def test_a_short_clip_whose_audio_is_all_garbled_cannot_be_decoded(shoot: tuple[
     data = bytearray(short.read_bytes())
     with av.open(str(short)) as c:
         assert 0 < sum(1 for p in c.demux(c.streams.audio[0]) if p.size) < 50
-    start, end = data.find(b"mdat") + 8, data.find(b"moov") - 4   # all the samples, not the index after them
-    assert 0 < start < end
-    data[start:end] = np.random.default_rng(4).integers(0, 256, end - start, dtype=np.uint8).tobytes()
-    garbled = d / "camC_garbled.m4a"
-    garbled.write_bytes(bytes(data))
+    garbled = garble_samples(data, np.random.default_rng(4), d / "camC_garbled.m4a")
     r = by_name(sync_files([str(ref), str(cam), str(garbled)]))
     assert r["camA.wav"].status == "synced"
     assert r["camC_garbled.m4a"].status == "unsynced", r["camC_garbled.m4a"]
