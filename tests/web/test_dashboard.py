@@ -98,6 +98,14 @@ def test_search_open_asset_and_rating_persists(catalog, serve, page) -> None:
     page.wait_for_function("document.querySelectorAll('.card').length === 1")
 
 
+def dry_run_scan(page, url: str, folder: Path) -> None:
+    """On the jobs page, ask for a dry-run scan of ``folder`` as a user does."""
+    page.goto(url + "/#/jobs")
+    page.wait_for_selector("#scan-roots")
+    page.fill("#scan-roots", str(folder))
+    page.click("#scan-dry")
+
+
 def test_scan_progress_reaches_the_end(catalog, serve, page, tmp_path: Path) -> None:
     _lib, cat, cache = catalog
     incoming = tmp_path / "incoming"
@@ -107,10 +115,7 @@ def test_scan_progress_reaches_the_end(catalog, serve, page, tmp_path: Path) -> 
     for i in range(4):
         synth.make_video(incoming / f"take_{i}.mp4", frames=12, width=96, height=64)
     server = serve(cat, cache, ["--allow-root", str(tmp_path)])
-    page.goto(server.url + "/#/jobs")
-    page.wait_for_selector("#scan-roots")
-    page.fill("#scan-roots", str(incoming))
-    page.click("#scan-dry")
+    dry_run_scan(page, server.url, incoming)
     page.wait_for_selector(".job[data-state='done']")
     dry = page.inner_text(".job[data-state='done'] .job-text")
     assert "would have: added 28" in dry and "nothing changed" in dry
@@ -133,10 +138,7 @@ def test_a_refused_scan_shows_why(catalog, serve, page, tmp_path: Path) -> None:
     outside = tmp_path / "someone-else"
     outside.mkdir()
     server = serve(cat, cache)
-    page.goto(server.url + "/#/jobs")
-    page.wait_for_selector("#scan-roots")
-    page.fill("#scan-roots", str(outside))
-    page.click("#scan-dry")
+    dry_run_scan(page, server.url, outside)
     page.wait_for_selector("#jobs-error:has-text('not a root of this catalog')")
     text = page.inner_text("#jobs-error")
     assert text.startswith(str(outside)) and "--allow-root" in text and f"mediaidx scan {outside}" in text
