@@ -65,17 +65,20 @@ class Catalog:
             return conn
         _check_version(self.path, version)
         # An older catalog: plan against a migrated private copy, never the original.
-        conn.close()
+        conn = self._private_copy(conn)
+        self._migrate(conn)
+        return conn
+
+    def _private_copy(self, src: sqlite3.Connection) -> sqlite3.Connection:
+        """A writable copy of what ``src`` reads, in a temporary folder that close() removes (``src`` is
+        closed): dry runs that must change something to plan on it do so there, never in the file."""
         self._tmpdir = tempfile.TemporaryDirectory(prefix="mediaidx-dry-")
         copy = Path(self._tmpdir.name) / self.path.name
-        src = sqlite3.connect(uri, uri=True)
-        dst = sqlite3.connect(copy)
-        src.backup(dst)
+        with contextlib.closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
         src.close()
-        dst.close()
         conn = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
         _configure(conn)
-        self._migrate(conn)
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -117,13 +120,7 @@ class Catalog:
         make, such as a scan adopting a root); the catalog file is never written. Read-only catalogs only."""
         if not self.readonly or self._tmpdir is not None:
             return  # writable, or already a copy (an older catalog migrated for the dry run)
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="mediaidx-dry-")
-        copy = Path(self._tmpdir.name) / "catalog.sqlite"
-        with contextlib.closing(sqlite3.connect(copy)) as dst:
-            self.conn.backup(dst)
-        self.conn.close()
-        self.conn = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
-        _configure(self.conn)
+        self.conn = self._private_copy(self.conn)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
