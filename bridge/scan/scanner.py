@@ -261,6 +261,13 @@ class Scanner:
                                       (time.time(), _summary_json(summary), root_id))
                 self._commit()
 
+    def _local_roots(self) -> list[tuple[int, str, bytes]]:
+        """(id, url, real path) of the catalog's local roots, symlinks resolved: what a new root is checked
+        against, both ways (inside one of them, or holding some)."""
+        return [(root_id, url, os.path.realpath(os.fsencode(url)))
+                for root_id, url in self.conn.execute("SELECT id, url FROM roots ORDER BY url").fetchall()
+                if "://" not in url]
+
     def _roots_inside(self, storage: Storage) -> list[tuple[int, str, bytes]]:
         """Catalog roots inside this new local root, as (root id, url, folder path inside this root): a parent
         folder scanned as a root (``scan /nas`` after ``scan /nas/jobs``). Only folders the walk reaches as
@@ -271,10 +278,7 @@ class Scanner:
             return []
         real = os.path.realpath(local).rstrip(b"/") + b"/"
         found = []
-        for root_id, url in self.conn.execute("SELECT id, url FROM roots ORDER BY url").fetchall():
-            if "://" in url:
-                continue
-            other = os.path.realpath(os.fsencode(url))
+        for root_id, url, other in self._local_roots():
             if not other.startswith(real):
                 continue
             prefix = other[len(real):]
@@ -308,10 +312,7 @@ class Scanner:
         if local is None or rows.find_root(self.conn, storage.url) is not None:
             return
         real = os.path.realpath(local)
-        for (url,) in self.conn.execute("SELECT url FROM roots ORDER BY url"):
-            if "://" in url:
-                continue
-            other = os.path.realpath(os.fsencode(url))
+        for _root_id, url, other in self._local_roots():
             if other == real:
                 raise RootUnavailableError(f"{storage.url}: the same folder as the catalog's root {url} "
                                            f"(through a symbolic link): scan {url}")
