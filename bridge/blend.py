@@ -25,13 +25,18 @@ from .models import PlanItem
 MODES = ("clip", "camera-bg", "strip", "plane")  # blender_mediaidx.importer.MODES (that module needs bpy)
 
 
+def check_mode(mode: str) -> None:
+    """Refused here, in one line, rather than by every worker after Blender has started."""
+    if mode not in MODES:
+        raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+
+
 def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip") -> list[PlanItem]:
     """What ``build_blends`` would write (its dry run): one .blend per shot, named as the workers name them;
     an existing file of that name is replaced; a shot whose file is failed or missing in the catalog fails."""
     from blender_mediaidx.batch import safe_name  # bpy-free
 
-    if mode not in MODES:
-        raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+    check_mode(mode)
     items = []
     for asset_id in ids:
         a = ix.get(asset_id)
@@ -62,8 +67,7 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                     done[0] += 1
                     progress(done[0] / len(ids), f"{done[0]}/{len(ids)} shots")
 
-    if mode not in MODES:  # refused here, in one line, rather than by every worker after Blender has started
-        raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+    check_mode(mode)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
