@@ -435,10 +435,10 @@ class Scanner:
                 self._complete_if_needed(st, folder, f, old)
                 return
             same = False
-        if not same and self._replaced(st, folder, f, old):
-            return
         if not same:
-            self._submit(st, _Work("change", folder, f, old.kind, old.id))
+            deferred, fingerprint = self._replaced(st, folder, f, old)
+            if not deferred:  # a change; the fingerprint read to tell is not read again
+                self._submit(st, _Work("change", folder, f, old.kind, old.id), fingerprint=fingerprint)
             return
         if old.status == "failed" and self.opts.retry_failed:
             self._submit(st, _Work("change", folder, f, old.kind, old.id))
@@ -523,37 +523,38 @@ class Scanner:
             (folder.relpath, f.name, kind, f.size, f.mtime_ns, f.inode, f.device, fingerprint))
         folder.deferred = True
 
-    def _replaced(self, st: _RootState, folder: _Folder, f: FileStat, old: rows.AssetRow) -> bool:
+    def _replaced(self, st: _RootState, folder: _Folder, f: FileStat, old: rows.AssetRow
+                  ) -> tuple[bool, bytes | None]:
         """Another file now has this name (``mv b.mov a.mov``, two names swapped): when it is a catalogued file
         that moved here, the row of the file that had the name is treated as vanished and the listed file as a
         move candidate, so each row, and its rating, tags and notes, stays with its content. An edit in place
-        (same inode) or new content is a plain change, as before. True when deferred to the resolve step."""
-        if (old.inode is None or f.inode is None or old.inode == f.inode or old.device != f.device
-                or not f.size or old.status == "missing"):
-            return False
+        (same inode) or new content is a plain change, as before. (True when deferred to the resolve step, the
+        content fingerprint if it had to be read.) The caller has dealt with missing rows already."""
+        if old.inode is None or f.inode is None or old.inode == f.inode or old.device != f.device or not f.size:
+            return False, None
         has_fp = self.conn.execute(
             "SELECT max(fingerprint IS NOT NULL) FROM assets WHERE size = ? AND id < ? AND id != ?",
             (f.size, self._first_new_id, old.id)).fetchone()[0]
         if has_fp is None:
-            return False  # no other catalogued file of this size: new content for this row
+            return False, None  # no other catalogued file of this size: new content for this row
         fingerprint = None
         if has_fp:
             out = analyze(self._task(st, join(folder.relpath, f.name), f, old.kind, fingerprint_only=True))
             if out.unreachable or out.vanished:
-                return False  # the change path deals with it as before
+                return False, None  # the change path deals with it as before
             fingerprint = out.fingerprint
         match = self.conn.execute(
             "SELECT 1 FROM assets WHERE size = ? AND id < ? AND id != ? AND ((device = ? AND inode = ? AND mtime_ns = ?)"
             " OR (fingerprint IS NOT NULL AND fingerprint = ?)) LIMIT 1",
             (f.size, self._first_new_id, old.id, f.device, f.inode, f.mtime_ns, fingerprint)).fetchone()
         if match is None:
-            return False
+            return False, fingerprint
         self.conn.execute(
             "INSERT INTO temp.candidates (folder, name, kind, size, mtime_ns, inode, device, fingerprint, replaces)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (folder.relpath, f.name, old.kind, f.size, f.mtime_ns, f.inode, f.device, fingerprint, old.id))
         self._vanish(folder, old)
-        return True
+        return True, fingerprint
 
     def _vanish(self, folder: _Folder, old: rows.AssetRow) -> None:
         self.conn.execute("INSERT OR IGNORE INTO temp.vanished (asset_id, relpath) VALUES (?, ?)",
