@@ -93,8 +93,7 @@ def set_rating(conn: sqlite3.Connection, asset_id: int, rating: int | None) -> N
 
 
 def set_note(conn: sqlite3.Connection, asset_id: int, note: str | None) -> None:
-    if note:
-        check_text(note, "note")
+    """The note as given: MediaIndexer.note checked it (check_text) before the dry run or the transaction."""
     conn.execute("UPDATE assets SET note = ? WHERE id = ?", (note or None, asset_id))
     _touch(conn, asset_id)
 
