@@ -19,7 +19,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -234,9 +234,14 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
             creds.options[key] = environ[var]
             creds.sources[key] = "env"
     tables = load_config() if config is None else config
-    canon = u.url
-    matches = sorted((p for p in tables if _canon_prefix(p) and _prefix_matches(_canon_prefix(p), canon)),
-                     key=lambda p: len(_canon_prefix(p)))
+    for prefix in tables:
+        if _canon_prefix(prefix) is None:  # a typo must not silently drop the settings it holds
+            raise UsageError(f"{config_path()}: [{prefix}] is not a storage URL (s3://bucket, "
+                             "s3+https://host/bucket, smb://server[/share], sftp://host); fix or remove it")
+    # A table that names no user covers the server for every user: ["smb://nas"] applies to smb://alice@nas/x
+    urls = {u.url, replace(u, user=None).url}
+    matches = sorted((p for p in tables if any(_prefix_matches(_canon_prefix(p) or "", c) for c in urls)),
+                     key=lambda p: len(_canon_prefix(p) or ""))
     for prefix in matches:  # least specific first, so the most specific table wins
         for key, value in tables[prefix].items():
             if key not in ALLOWED[kind]:
@@ -246,7 +251,9 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
                 creds.options[key] = str(value)
                 creds.sources[key] = "config"
     if u.user and "username" in ALLOWED[kind]:
-        creds.options.setdefault("username", u.user)
+        # the user written in the root's URL is part of that root (and of its keyring key): it wins
+        creds.options["username"] = u.user
+        creds.sources["username"] = "url"
     secret = "secret_access_key" if kind == "s3" else "password"
     if use_keyring and secret not in creds.options and not creds.options.get("key_file"):
         _from_keyring(u, creds, secret)

@@ -122,6 +122,32 @@ def test_a_config_with_secrets_must_be_private(tmp_path: Path, monkeypatch: pyte
         resolve_credentials(parse_url("sftp://host/x"), use_keyring=False)
 
 
+def test_a_user_in_the_root_url_keeps_its_server_table_and_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 memory_keyring) -> None:
+    """smb://alice@nas/...: the server's table (domain) still applies, and alice, not the environment's user,
+    is who logs in, with alice's keyring entry (a password filed for alice was sent as bob's)."""
+    for var in ("MEDIAIDX_SMB_USER", "MEDIAIDX_SMB_PASSWORD", "MEDIAIDX_SMB_DOMAIN"):
+        monkeypatch.delenv(var, raising=False)
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["smb://nas.local"]\ndomain = "STUDIO"\n\n["smb://bob@nas.local"]\ndomain = "BOBS"\n')
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    memory_keyring.set_password("mediaidx", "smb://alice@nas.local", "alice-pw")
+    monkeypatch.setenv("MEDIAIDX_SMB_USER", "bob")
+    c = resolve_credentials(parse_url("smb://alice@nas.local/projects"))
+    assert c.options == {"domain": "STUDIO", "username": "alice", "password": "alice-pw"}
+    assert c.sources["username"] == "url" and c.sources["domain"] == "config"
+    # a table naming a user covers that user only
+    assert resolve_credentials(parse_url("smb://bob@nas.local/p"), use_keyring=False).options["domain"] == "BOBS"
+
+
+def test_a_config_table_that_is_not_a_storage_url_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["smb:/nas.local"]\ndomain = "STUDIO"\n')
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    with pytest.raises(UsageError, match=r"\[smb:/nas.local\] is not a storage URL"):
+        resolve_credentials(parse_url("smb://nas.local/projects"), use_keyring=False)
+
+
 def test_storages_pickle_for_workers_without_reconnecting() -> None:
     import pickle
 
