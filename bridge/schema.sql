@@ -101,7 +101,7 @@ CREATE TABLE scans (
     root_id      INTEGER REFERENCES roots(id) ON DELETE CASCADE,
     started_at   REAL NOT NULL,
     finished_at  REAL,
-    status       TEXT NOT NULL,                 -- running | done | cancelled | interrupted | failed
+    status       TEXT NOT NULL,                 -- running | done | cancelled | interrupted | incomplete | failed
     summary      TEXT
 );
 

@@ -45,6 +45,11 @@ def ix(tmp_path: Path) -> MediaIndexer:
     ({"workflow": [{"root": "/x"}]}, "step 1: missing field 'action'"),
     ({"workflow": []}, "workflow: no steps"),
     ({"workflow": [{"action": "sync_album", "root": "/a", "category": "c"}]}, "give either 'source'"),
+    # an empty selection was read as none at all: the album took the whole library
+    ({"action": "sync_album", "root": "/a", "category": "c", "assets": []},
+     "step 1 (sync_album): field 'assets' must be a non-empty list"),
+    ({"action": "sync_album", "root": "/a", "category": "c", "assets": [1], "kind": "image"},
+     "the filters kind would be ignored"),
     ("scan everything", "expected a step object"),
 ])
 def test_invalid_workflows_are_refused_naming_step_and_field(ix: MediaIndexer, spec: object, message: str) -> None:

@@ -22,7 +22,7 @@ from .options import DryOpt
 creds_app = typer.Typer(help="Credentials for s3://, smb:// and sftp:// roots (secrets are prompted for).",
                         no_args_is_help=True)
 
-UrlArg = Annotated[str, typer.Argument(help="A root URL: s3://bucket/prefix, smb://[user@]host/share, sftp://host/path")]
+UrlArg = Annotated[str, typer.Argument(help="A root URL: s3://bucket/prefix, smb://\\[user@]host/share, sftp://host/path")]
 EndpointOpt = Annotated[str | None, typer.Option("--endpoint-url", help="S3-compatible service for s3:// URLs.")]
 
 

@@ -1,4 +1,4 @@
-"""The storage interface every scan root goes through: local mounts today, SMB/S3/SFTP backends later.
+"""The storage interface every scan root goes through: local mounts (local.py) and SMB/S3/SFTP (remote.py).
 
 Paths inside a root are ``bytes`` relative to it, '/'-separated, ``b""`` for the root itself. Bytes keep
 names exact (invalid UTF-8 on old NAS volumes, newlines, emoji) from the walk to the catalog and back.

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import WorkflowError
 
 STR, BOOL, INT, NUM, STRS = "string", "boolean", "integer", "number", "string or list of strings"
-LIST = "list of asset ids (integers)"
+LIST = "non-empty list of asset ids (integers)"
 
 FILTER_FIELDS = {
     "query": STR, "kind": STR, "codec": STR, "resolution": STR, "min_duration": NUM, "max_duration": NUM,
@@ -87,7 +87,9 @@ def _type_ok(value: Any, kind: str) -> bool:
     if kind == NUM:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == LIST:
-        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        # never empty: an empty selection read as "no selection" made sync_album take the whole library
+        return isinstance(value, list) and value != [] and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
     if kind == STRS:
         return isinstance(value, str) or (isinstance(value, list) and value != []
                                           and all(isinstance(v, str) for v in value))
@@ -146,6 +148,9 @@ def _step(index: int, raw: Any) -> Step:
     if action == "sync_album" and ("source" in raw) == any(k in raw for k in ("assets", "query", "tags")):
         raise WorkflowError(f"{label}: give either 'source' (a folder) or a catalog selection "
                             "('assets', 'query' or 'tags'), not both or neither")
+    if action == "sync_album" and "assets" in raw and (ignored := sorted(k for k in raw if k in FILTER_FIELDS and k != "root")):
+        raise WorkflowError(f"{label}: 'assets' names the files itself; the filters {', '.join(ignored)} "
+                            "would be ignored: give one or the other")
     if action == "sync_album" and raw.get("mode", "copy") not in ("copy", "link", "hardlink"):
         raise WorkflowError(f"{label}: field 'mode' must be copy, link or hardlink")
     if action == "sync_album":
