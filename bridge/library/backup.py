@@ -6,6 +6,7 @@ restore is a plain copy back. Re-running copies only what is new or changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,10 +18,11 @@ import xxhash
 
 from ..catalog import Catalog
 from ..catalog.search import SearchFilters, count, where_clause
-from ..errors import UsageError
+from ..errors import MediaIdxError, UsageError
 from ..models import PlanItem
-from ..storage import join
-from .fileops import DestinationExists, check_folder_target, hash_file, verified_copy
+from ..storage import Storage, StorageUnreachable, join, open_storage
+from ..storage.credentials import parse_url, redact
+from .fileops import DestinationExists, check_folder_target, hash_file, hash_stream, verified_copy
 
 
 @dataclass
@@ -40,20 +42,42 @@ class BackupReport:
 @dataclass(slots=True)
 class _Item:
     asset_id: int
-    source: bytes
+    url: str            # the root as the catalog stores it: a local folder, or a remote root's URL
+    rel: bytes          # the path inside the root
     dest: Path
     size: int
     mtime_ns: int
+
+    @property
+    def remote(self) -> bool:
+        return "://" in self.url
+
+    @property
+    def source(self) -> bytes:
+        """The file's local path (local roots)."""
+        return os.fsencode(self.url).rstrip(b"/") + b"/" + self.rel
 
 
 def root_folder_names(conn: Any) -> dict[str, str]:
     """A folder name per root for the backup layout; roots that share a last name get a short suffix."""
     urls = [u for (u,) in conn.execute("SELECT url FROM roots ORDER BY id")]
-    base = {u: (u.rstrip("/").rsplit("/", 1)[-1] or "root") for u in urls}
+    base = {u: _last_name(u) for u in urls}
     counts: dict[str, int] = {}
     for b in base.values():
         counts[b] = counts.get(b, 0) + 1
     return {u: b if counts[b] == 1 else f"{b}-{xxhash.xxh32_hexdigest(u.encode())[:6]}" for u, b in base.items()}
+
+
+def _last_name(url: str) -> str:
+    """A local root's folder name. A remote root's last folder as the server names it (its URL %-quotes it:
+    'My Footage', not 'My%20Footage'), or the bucket (s3) or server (sftp) when the root is all of it."""
+    if "://" in url:
+        with contextlib.suppress(MediaIdxError):
+            u = parse_url(url)
+            name = u.path.rsplit("/", 1)[-1] or u.host
+            if name not in ("", ".", "..") and "\0" not in name and "/" not in name:
+                return name
+    return url.rstrip("/").rsplit("/", 1)[-1] or "root"
 
 
 def _items(conn: Any, backup_root: Path, query: str | None, flt: SearchFilters) -> Iterator[_Item]:
@@ -68,18 +92,18 @@ def _items(conn: Any, backup_root: Path, query: str | None, flt: SearchFilters) 
             return
         for asset_id, url, folder, name, size, mtime_ns in rows:
             last = asset_id
-            if "://" in url:
-                continue  # remote roots are backed up through their storage backend (not yet)
             rel = join(folder, name)
-            src = os.fsencode(url).rstrip(b"/") + b"/" + rel
-            dest = backup_root / names[url] / os.fsdecode(rel)
-            yield _Item(asset_id, src, dest, size, mtime_ns)
+            yield _Item(asset_id, url, rel, backup_root / names[url] / os.fsdecode(rel), size, mtime_ns)
 
 
 def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | None = None,
            filters: SearchFilters | None = None, dry_run: bool = False, create_root: bool = False,
            progress: Callable[[int, int, str], None] | None = None) -> BackupReport:
     """Copy every matching present asset to ``backup_root``; the report lists each copy, skip and conflict.
+
+    Assets on remote roots (S3, SMB, SFTP) are read through their storage, with the same guarantees as local
+    files: a verified copy, never over a different file, and a server that is down or an object that is gone
+    is a failure of those files only.
 
     ``backup_root`` must exist unless ``create_root``: a backup disk that is not mounted leaves its mount point
     (or nothing) where the folder should be, and creating the folder there would fill the system disk."""
@@ -94,67 +118,204 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
     total = count(conn, query, flt)
     done = 0
     trees = _backup_trees(root, root_folder_names(conn).values())
+    remotes = _Remotes()
     for item in _items(conn, root, query, flt):
         done += 1
-        if progress:
-            progress(done, total, os.fsdecode(item.source))
-        shown_src = item.source.decode("utf-8", "backslashreplace")
-        shown_dest = shown(item.dest)
-        try:
-            st = os.stat(item.source)
-        except OSError as exc:
-            report.failed += 1
-            report.plan.append(PlanItem("fail", shown_src, item.asset_id, reason=f"cannot read: {exc.strerror}"))
-            continue
-        if _same_file(item.dest, st):
-            report.failed += 1
-            report.plan.append(PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
-                                        reason="the backup destination is the source file itself "
-                                               "(backup_root holds the library root); nothing copied"))
-            continue
-        if _inside(item.source, trees):
-            report.skipped += 1
-            report.plan.append(PlanItem("skip", shown_src, item.asset_id, source=shown_src,
-                                        reason="inside backup_root: a backup copy is not backed up again"))
-            continue
-        if os.path.lexists(item.dest):
-            if _recorded(conn, item, st) or _same(item.source, item.dest, st.st_size):
-                report.skipped += 1
-                report.plan.append(PlanItem("skip", shown_dest, item.asset_id, source=shown_src,
-                                            reason="already backed up"))
-            else:
-                report.conflicts += 1
-                report.plan.append(PlanItem("conflict", shown_dest, item.asset_id, source=shown_src,
-                                            reason="a different file has this name; left untouched"))
-            continue
-        report.plan.append(PlanItem("copy", shown_dest, item.asset_id, source=shown_src))
-        if dry_run:
-            report.copied += 1
-            report.bytes_copied += st.st_size
-            continue
-        try:
-            digest = verified_copy(item.source, item.dest)
-        except DestinationExists as exc:
-            report.plan[-1] = PlanItem("conflict", shown_dest, item.asset_id, source=shown_src,
-                                       reason=shown(str(exc)))
-            report.conflicts += 1
-            continue
-        except (OSError, Exception) as exc:  # one bad file must not stop a backup of thousands
-            report.plan[-1] = PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
-                                       reason=shown(getattr(exc, "strerror", None) or str(exc)))
-            report.failed += 1
+        if item.remote:
+            shown_src = redact(item.url.rstrip("/") + "/" + item.rel.decode("utf-8", "backslashreplace"))
+            if progress:
+                progress(done, total, shown_src)
+            digest, size = _backup_remote(conn, item, shown_src, remotes, report, dry_run)
+        else:
+            shown_src = item.source.decode("utf-8", "backslashreplace")
+            if progress:
+                progress(done, total, os.fsdecode(item.source))
+            digest, size = _backup_local(conn, item, shown_src, trees, report, dry_run)
+        if dry_run or digest is None:
             continue
         report.copied += 1
-        report.bytes_copied += st.st_size
+        report.bytes_copied += size
         with db.transaction():
             conn.execute(
                 "INSERT INTO backups (asset_id, source, dest, size, hash, copied_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (item.asset_id, shown_src, shown_dest, st.st_size, digest, time.time()))
+                (item.asset_id, shown_src, shown(item.dest), size, digest, time.time()))
     return report
 
 
-def _recorded(conn: Any, item: _Item, st: os.stat_result) -> bool:
-    """A verified copy we made ourselves, with source and destination untouched since: no need to rehash."""
+def _backup_local(conn: Any, item: _Item, shown_src: str, trees: list[bytes], report: BackupReport,
+                  dry_run: bool) -> tuple[str | None, int]:
+    """One local file: (the verified copy's hash, its size); no hash when nothing was copied (the report
+    says why, or, in a dry run, plans the copy)."""
+    shown_dest = shown(item.dest)
+    try:
+        st = os.stat(item.source)
+    except OSError as exc:
+        return _fail(report, item, shown_src, f"cannot read: {exc.strerror}")
+    if _same_file(item.dest, st):
+        report.failed += 1
+        report.plan.append(PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
+                                    reason="the backup destination is the source file itself "
+                                           "(backup_root holds the library root); nothing copied"))
+        return None, 0
+    if _inside(item.source, trees):
+        report.skipped += 1
+        report.plan.append(PlanItem("skip", shown_src, item.asset_id, source=shown_src,
+                                    reason="inside backup_root: a backup copy is not backed up again"))
+        return None, 0
+    if os.path.lexists(item.dest):
+        _existing(report, item, shown_src, _recorded(conn, item, st.st_size, st.st_mtime_ns, st.st_mtime)
+                  or _same(item.source, item.dest, st.st_size))
+        return None, 0
+    if _plan_copy(report, item, shown_src, st.st_size, dry_run):
+        return None, 0
+    try:
+        digest = verified_copy(item.source, item.dest)
+    except DestinationExists as exc:
+        return _conflict(report, item, shown_src, exc)
+    except (OSError, Exception) as exc:  # one bad file must not stop a backup of thousands
+        report.plan[-1] = PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
+                                   reason=shown(getattr(exc, "strerror", None) or str(exc)))
+        report.failed += 1
+        return None, 0
+    return digest, st.st_size
+
+
+def _backup_remote(conn: Any, item: _Item, shown_src: str, remotes: _Remotes, report: BackupReport,
+                   dry_run: bool) -> tuple[str | None, int]:
+    """One file on a remote root, through its Storage, as ``_backup_local``. It is stat'ed (a dry run reads
+    no more than that, unless a same-size file of another backup sits at the destination), read once while
+    copying (S3 reads keep to the version first read: an object replaced mid-read fails), and stat'ed
+    again before its copy is placed: a file changed while it was read is not placed."""
+    if any(c in (b"", b".", b"..") for c in item.rel.split(b"/")):
+        return _fail(report, item, shown_src, "a path with an empty, '.' or '..' component; not copied")
+    try:
+        storage = remotes.storage(item.url)
+    except _RootDown as exc:
+        return _fail(report, item, shown_src, str(exc))
+    errors = _io_errors(storage)
+    try:
+        st = storage.stat(item.rel)
+    except errors as exc:
+        return _fail(report, item, shown_src, remotes.reason(item.url, storage, exc))
+    if os.path.lexists(item.dest):
+        # A remote mtime in whole seconds (S3's LastModified) may be up to a second older than the change.
+        mtime = st.mtime_ns / 1e9 + (1 if st.mtime_ns % 1_000_000_000 == 0 else 0)
+        try:
+            same = (_recorded(conn, item, st.size, st.mtime_ns, mtime)
+                    or _same_remote(storage, item.rel, st.size, item.dest))
+        except errors as exc:
+            return _fail(report, item, shown_src, remotes.reason(item.url, storage, exc))
+        _existing(report, item, shown_src, same)
+        return None, 0
+    if _plan_copy(report, item, shown_src, st.size, dry_run):
+        return None, 0
+
+    def unchanged() -> None:
+        now = storage.stat(item.rel)
+        if (now.size, now.mtime_ns, now.etag) != (st.size, st.mtime_ns, st.etag):
+            raise MediaIdxError("the source changed while it was read; nothing placed (the next backup copies it)")
+
+    try:
+        digest = verified_copy(lambda: storage.open(item.rel, st.size), item.dest, size=st.size,  # type: ignore[call-arg]
+                               mtime_ns=st.mtime_ns, unchanged=unchanged)
+    except DestinationExists as exc:
+        return _conflict(report, item, shown_src, exc)
+    except errors as exc:  # the server's failure or our disk's, for this file; a bug in our code is raised
+        if isinstance(exc, OSError) and exc.filename is not None and \
+                os.fsdecode(exc.filename).startswith(os.fspath(item.dest.parent)):
+            reason = f"cannot write: {exc.strerror or exc}"
+        else:
+            reason = remotes.reason(item.url, storage, exc)
+        report.plan[-1] = PlanItem("fail", shown(item.dest), item.asset_id, source=shown_src, reason=shown(reason))
+        report.failed += 1
+        return None, 0
+    return digest, st.size
+
+
+class _RootDown(Exception):
+    """A remote root this backup cannot use (the reason is the message)."""
+
+
+class _Remotes:
+    """The remote roots one backup reads, each opened once as the scan opens them (credentials from the
+    environment, storage.toml or the keyring), and those found unreachable: their other files fail at once,
+    with the same reason, instead of each waiting out the retries again."""
+
+    def __init__(self) -> None:
+        self.storages: dict[str, Storage] = {}
+        self.down: dict[str, str] = {}
+
+    def storage(self, url: str) -> Storage:
+        if url in self.down:
+            raise _RootDown(self.down[url])
+        st = self.storages.get(url)
+        if st is None:
+            try:
+                st = self.storages[url] = open_storage(url)
+            except MediaIdxError as exc:  # a URL or a credentials setup it cannot use: says why, no secret
+                self.down[url] = f"cannot use {redact(url)}: {redact(str(exc))}"
+                raise _RootDown(self.down[url]) from None
+        return st
+
+    def reason(self, url: str, storage: Storage, exc: BaseException) -> str:
+        """One line for ``exc``, never with a secret; an unreachable storage is remembered as down."""
+        if isinstance(exc, StorageUnreachable):
+            self.down[url] = f"cannot connect to {redact(url)} ({exc.strerror})"
+            return self.down[url]
+        if isinstance(exc, FileNotFoundError):
+            return "cannot read: no such file (gone since the scan)"
+        if isinstance(exc, PermissionError):
+            return "cannot read: permission denied"
+        if isinstance(exc, MediaIdxError):
+            return str(exc)
+        say = getattr(storage, "_say", None)  # RemoteStorage: the error's first line, credentials scrubbed
+        text = say(exc) if say is not None else (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+        return f"cannot read: {redact(str(text))}"
+
+
+def _io_errors(storage: Storage) -> tuple[type[BaseException], ...]:
+    """What a storage raises when its server fails or refuses, and a failed verification: that file fails
+    and the backup goes on. A bug in this code is none of them: it stops the backup loudly."""
+    errors = getattr(storage, "io_errors", None)
+    return (*(errors() if errors is not None else (OSError, EOFError)), MediaIdxError)
+
+
+def _fail(report: BackupReport, item: _Item, shown_src: str, reason: str) -> tuple[None, int]:
+    report.failed += 1
+    report.plan.append(PlanItem("fail", shown_src, item.asset_id, reason=reason))
+    return None, 0
+
+
+def _conflict(report: BackupReport, item: _Item, shown_src: str, exc: Exception) -> tuple[None, int]:
+    report.plan[-1] = PlanItem("conflict", shown(item.dest), item.asset_id, source=shown_src, reason=shown(str(exc)))
+    report.conflicts += 1
+    return None, 0
+
+
+def _existing(report: BackupReport, item: _Item, shown_src: str, same: bool) -> None:
+    """The destination exists: our copy of this very file, or a different file that is left untouched."""
+    if same:
+        report.skipped += 1
+        report.plan.append(PlanItem("skip", shown(item.dest), item.asset_id, source=shown_src,
+                                    reason="already backed up"))
+    else:
+        report.conflicts += 1
+        report.plan.append(PlanItem("conflict", shown(item.dest), item.asset_id, source=shown_src,
+                                    reason="a different file has this name; left untouched"))
+
+
+def _plan_copy(report: BackupReport, item: _Item, shown_src: str, size: int, dry_run: bool) -> bool:
+    """Plan the copy; True in a dry run (counted as copied, nothing read or written)."""
+    report.plan.append(PlanItem("copy", shown(item.dest), item.asset_id, source=shown_src))
+    if dry_run:
+        report.copied += 1
+        report.bytes_copied += size
+    return dry_run
+
+
+def _recorded(conn: Any, item: _Item, size: int, mtime_ns: int, mtime: float) -> bool:
+    """A verified copy we made ourselves, with source and destination untouched since: no need to rehash.
+    ``mtime`` is the source's modification time in seconds, rounded up where the storage rounds it down."""
     row = conn.execute("SELECT size, copied_at FROM backups WHERE asset_id = ? AND dest = ? ORDER BY id DESC"
                        " LIMIT 1", (item.asset_id, shown(item.dest))).fetchone()
     if row is None:
@@ -163,8 +324,19 @@ def _recorded(conn: Any, item: _Item, st: os.stat_result) -> bool:
         dst = os.stat(item.dest)
     except OSError:
         return False
-    return (row[0] == st.st_size == dst.st_size and st.st_mtime_ns == dst.st_mtime_ns
-            and st.st_mtime <= row[1])
+    return row[0] == size == dst.st_size and mtime_ns == dst.st_mtime_ns and mtime <= row[1]
+
+
+def _same_remote(storage: Storage, rel: bytes, size: int, dest: Path) -> bool:
+    """The file at ``dest`` holds the remote file's bytes (read only when the sizes match)."""
+    try:
+        if os.path.getsize(dest) != size:
+            return False
+        mine = hash_file(dest)
+    except OSError:
+        return False
+    with storage.open(rel, size) as fh:  # type: ignore[call-arg]
+        return hash_stream(fh) == mine
 
 
 def shown(path: str | os.PathLike[str]) -> str:

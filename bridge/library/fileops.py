@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import xxhash
 
@@ -18,38 +21,64 @@ class DestinationExists(MediaIdxError):
     """The destination appeared while we were copying; nothing was overwritten."""
 
 
+Opener = Callable[[], BinaryIO]
+
+
 def hash_file(path: str | bytes | os.PathLike[str]) -> str:
     """xxh3-128 of the whole file, hex (fast enough to verify camera originals at disk speed)."""
-    h = xxhash.xxh3_128()
     with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
+        return hash_stream(fh)
+
+
+def hash_stream(fh: BinaryIO) -> str:
+    """xxh3-128 of what ``fh`` yields from where it stands to its end (a remote object read in large ranges)."""
+    h = xxhash.xxh3_128()
+    while chunk := fh.read(CHUNK):
+        h.update(chunk)
     return h.hexdigest()
 
 
-def verified_copy(src: str | bytes | os.PathLike[str], dest: Path) -> str:
+def verified_copy(src: str | bytes | os.PathLike[str] | Opener, dest: Path, *, size: int | None = None,
+                  mtime_ns: int | None = None, unchanged: Callable[[], None] | None = None) -> str:
     """Copy ``src`` to ``dest`` (which must not exist) and return the verified hash.
 
     The data goes to a temporary file beside ``dest``, is flushed to disk, read back and compared with
     the hash of what was read from the source; only then is it linked into place. A file that appears
     at ``dest`` meanwhile is never replaced (DestinationExists).
+
+    ``src`` is a local path (its times are copied), or a function that opens the source for reading: a remote
+    object through its Storage, which cannot be stat'ed here. Then ``size`` is the size it was listed with (a
+    source that grew or shrank while read is not copied), ``mtime_ns`` the modification time the copy gets,
+    and ``unchanged``, called once everything is read and verified and before the copy is placed, raises
+    if the source changed meanwhile. Nothing is placed when any of them fails.
     """
+    opener: Opener = src if callable(src) else functools.partial(open, src, "rb", buffering=0)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.mediaidx-part")
     h = xxhash.xxh3_128()
+    n = 0
     try:
-        with open(src, "rb", buffering=0) as fin, open(tmp, "wb") as fout:
+        with opener() as fin, open(tmp, "wb") as fout:
             while chunk := fin.read(CHUNK):
                 h.update(chunk)
                 fout.write(chunk)
+                n += len(chunk)
             fout.flush()
             os.fsync(fout.fileno())
-        with contextlib.suppress(OSError):
-            shutil.copystat(src, tmp)
+        if size is not None and n != size:
+            raise MediaIdxError(f"the source changed while it was read ({n} bytes read, {size} expected); "
+                                "nothing placed")
+        if not callable(src):
+            with contextlib.suppress(OSError):
+                shutil.copystat(src, tmp)
+        elif mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         digest = h.hexdigest()
         written = hash_file(tmp)
         if written != digest:
             raise MediaIdxError(f"{dest}: verification failed (written {written}, read {digest})")
+        if unchanged is not None:
+            unchanged()
         place_no_overwrite(tmp, dest)
         return digest
     finally:
