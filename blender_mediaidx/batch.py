@@ -27,6 +27,8 @@ if __name__ == "__main__":  # the add-on rules allow sys.path changes only in th
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from .core.sequences import SEQUENCE_CHOICES
+
     ap = argparse.ArgumentParser(prog="blender_mediaidx.batch", description="One .blend per shot from the index.")
     ap.add_argument("assets", nargs="*", type=int, help="asset ids")
     ap.add_argument("--query", help="search text (with --kind and --limit)")
@@ -37,6 +39,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--client-key", default=None, help="this client's .key_secret file")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--mode", default="clip", choices=("clip", "camera-bg", "strip", "plane"))
+    ap.add_argument("--sequence", default="auto", choices=SEQUENCE_CHOICES,
+                    help="a numbered still image: auto (a sequence when named or formatted like a plate), single "
+                         "(that one image) or sequence (all its numbered neighbours; a shot without any fails)")
     ap.add_argument("--start-frame", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args(argv)
@@ -111,14 +116,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     path = str(t.dest)
                 bpy.ops.wm.read_homefile(use_empty=True)
                 scene = bpy.context.scene
-                result = importer.import_asset(asset, args.mode, path=path, scene=scene, start_frame=args.start_frame)
+                result = importer.import_asset(asset, args.mode, path=path, scene=scene, start_frame=args.start_frame,
+                                               sequence=args.sequence)
                 dest = args.out / f"{safe_name(asset['name'])}_{asset_id}.blend"
                 bpy.ops.wm.save_as_mainfile(filepath=str(dest), check_existing=False)
                 s = result.settings
                 built.append({"asset": asset_id, "blend": str(dest), "fps": s.fps, "fps_base": s.fps_base,
                               "frame_start": s.frame_start, "frame_end": s.frame_end,
-                              "resolution": [s.width, s.height], **({"warnings": result.warnings}
-                                                                     if result.warnings else {})})
+                              "resolution": [s.width, s.height],
+                              **({"warnings": result.warnings} if result.warnings else {}),
+                              **({"notes": result.notes} if result.notes else {})})
             except (importer.PlateImportError, Exception) as exc:  # one bad shot must not stop the batch
                 failed.append({"asset": asset_id, "error": getattr(exc, "message", None) or str(exc)})
             print(f"{PROGRESS_PREFIX} {asset_id}", flush=True)  # bridge.blend counts these for its progress bar
@@ -128,8 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_track(argv: list[str]) -> argparse.Namespace:
-    from .core.scene_setup import parse_rate
     from .core.track_formats import FORMATS, load_survey
+    from .tracking.plan import option_error  # bpy-free: `mediaidx track` checks with the same function
 
     ap = argparse.ArgumentParser(prog="blender_mediaidx.batch track",
                                  description="Solve a hero camera and its witnesses; export for matchmove.")
@@ -148,14 +155,12 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--save-blend", action="store_true", help="also save the solved scene as shot.blend")
     args = ap.parse_args(argv)
-    if len(args.offset) > len(args.witness):
-        ap.error("more --offset values than --witness plates")
     # Bad options fail here in one line, before a solve that would ignore them or end in a traceback.
-    if args.fps is not None and parse_rate(args.fps) is None:
-        ap.error(f"--fps {args.fps!r} is not a frame rate (e.g. 25 or 24000/1001)")
-    unknown = [f for f in args.formats.split(",") if f not in FORMATS]
-    if unknown:
-        ap.error(f"--formats: unknown {', '.join(map(repr, unknown))} (known: {', '.join(FORMATS)})")
+    problem = option_error(witnesses=len(args.witness), offsets=len(args.offset), fps=args.fps,
+                           formats=args.formats, refine=args.refine, sensor_width=args.sensor_width,
+                           focal_px=args.focal_px)
+    if problem:
+        ap.error(problem)
     try:
         args.survey_points = load_survey(args.survey) if args.survey else {}
     except ValueError as exc:
@@ -166,16 +171,18 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
 def run_track(args: argparse.Namespace) -> dict[str, Any]:
     import bpy
 
+    from .tracking.plan import SHOT_BLEND, camera_names
     from .tracking.shot import CameraSpec, ShotSpec, track_shot
     from .tracking.solver import TrackingError
 
     offsets = list(args.offset) + [0.0] * (len(args.witness) - len(args.offset))
+    names = camera_names(len(args.witness))  # the names `mediaidx track --dry-run` plans the files under
     spec = ShotSpec(
-        hero=CameraSpec(path=args.hero, role="hero", name="hero", focal_px=args.focal_px,
+        hero=CameraSpec(path=args.hero, role="hero", name=names[0], focal_px=args.focal_px,
                         sensor_width_mm=args.sensor_width),
-        witnesses=[CameraSpec(path=w, name=f"witness{i + 1}", offset_frames=o, sync_source=args.sync_source,
+        witnesses=[CameraSpec(path=w, name=n, offset_frames=o, sync_source=args.sync_source,
                               sensor_width_mm=args.sensor_width)
-                   for i, (w, o) in enumerate(zip(args.witness, offsets, strict=True))],
+                   for w, n, o in zip(args.witness, names[1:], offsets, strict=True)],
         survey=args.survey_points,
         fps=args.fps, refine="" if args.refine.upper() == "NONE" else args.refine.upper(), name=args.name)
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -187,7 +194,7 @@ def run_track(args: argparse.Namespace) -> dict[str, Any]:
         manifest = track_shot(spec, args.out, formats=tuple(args.formats.split(",")), progress=progress)
         if args.save_blend:
             try:
-                bpy.ops.wm.save_as_mainfile(filepath=str(args.out / "shot.blend"), check_existing=False)
+                bpy.ops.wm.save_as_mainfile(filepath=str(args.out / SHOT_BLEND), check_existing=False)
             except RuntimeError as exc:
                 raise OSError(str(exc).strip()) from None
     except TrackingError as exc:

@@ -13,11 +13,18 @@ from typing import Any
 import bpy
 
 from .core.scene_setup import PlateSettings, pick_colorspace, plate_settings
-from .core.sequences import ImageSequence, find_sequence
+from .core.sequences import (
+    SEQUENCE_CHOICES,
+    ImageSequence,
+    SequenceChoiceError,
+    clip_frame_count,
+    find_sequence,
+    numbered_sequence,
+)
 
 MODES = ("clip", "camera-bg", "strip", "plane")
-# Still-image formats Blender reads: only these make numbered siblings an image sequence (take5.mov beside
-# take6.mov is two movies, not a two-frame sequence).
+# Still-image formats Blender reads: only these can make numbered siblings an image sequence (take5.mov beside
+# take6.mov is two movies, not a two-frame sequence); core.sequences.find_sequence decides which do.
 IMAGE_EXTS = frozenset(("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx", "cin", "tga", "bmp", "webp", "hdr",
                         "jp2", "j2c", "sgi", "rgb", "psd", "heic", "avif"))
 
@@ -33,16 +40,34 @@ class ImportResult:
     settings: PlateSettings
     created: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # imported, but not all of it as asked (shown to the user)
+    notes: list[str] = field(default_factory=list)  # imported as asked; what else the user could have chosen
 
 
 def readable(path: str | None) -> bool:
     return bool(path) and os.path.isfile(path) and os.access(path, os.R_OK)  # type: ignore[arg-type]
 
 
-def local_asset(path: str) -> dict[str, Any]:
-    """An asset dict for a file on this machine, probed here when the bridge's probe is importable."""
+def check_sequence_choice(choice: str) -> None:
+    if choice not in SEQUENCE_CHOICES:
+        raise PlateImportError(f"unknown sequence choice {choice!r} (use {', '.join(SEQUENCE_CHOICES)})")
+
+
+def image_sequence(path: str, choice: str = "auto") -> ImageSequence | None:
+    """``find_sequence`` with its refusal as a PlateImportError (shown to the user as one line)."""
+    check_sequence_choice(choice)
+    try:
+        return find_sequence(path, choice)
+    except SequenceChoiceError as exc:
+        raise PlateImportError(str(exc)) from None
+
+
+def local_asset(path: str, sequence: str = "auto") -> dict[str, Any]:
+    """An asset dict for a file on this machine, probed here when the bridge's probe is importable.
+    ``sequence`` (auto, single, sequence) says whether a numbered still is one image or its whole sequence."""
     ext = os.path.splitext(path)[1].lstrip(".").lower()
-    seq = find_sequence(path) if ext in IMAGE_EXTS else None
+    check_sequence_choice(sequence)
+    # A movie is a movie whatever the choice (take5.mov beside take6.mov): it applies to still images.
+    seq = image_sequence(path, sequence) if ext in IMAGE_EXTS and os.path.isfile(path) else None
     asset: dict[str, Any] = {"id": 0, "path": path, "name": os.path.basename(path), "ext": ext}
     try:
         from bridge.probe import probe_file, summarize  # the bridge's venv (pip bpy) has it; Blender may not
@@ -112,18 +137,22 @@ def load_clip(path: str, s: PlateSettings, name: str) -> bpy.types.MovieClip:
 
 
 def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, scene: bpy.types.Scene | None = None,
-                 start_frame: int = 1, set_scene: bool = True, fps_hint: str | None = None) -> ImportResult:
-    """Import ``asset`` (a bridge asset dict with probe, or ``local_asset(path)``) from ``path``."""
+                 start_frame: int = 1, set_scene: bool = True, fps_hint: str | None = None,
+                 sequence: str = "auto") -> ImportResult:
+    """Import ``asset`` (a bridge asset dict with probe, or ``local_asset(path)``) from ``path``. ``sequence``
+    (core.sequences.SEQUENCE_CHOICES) decides whether a numbered still image brings its numbered siblings."""
     if mode not in MODES:
         raise PlateImportError(f"unknown import mode {mode!r}")
+    check_sequence_choice(sequence)
     scene = scene or bpy.context.scene
     path = path or asset.get("path")
     if asset.get("status") in ("failed", "missing"):
         raise PlateImportError(f"{asset.get('name')}: {asset.get('error') or asset['status']}")
     if not readable(path):
         raise PlateImportError(f"{path}: not readable on this machine (fetch it through the bridge)")
-    seq: ImageSequence | None = asset.get("sequence") or (find_sequence(path) if asset.get("kind") == "image"
-                                                         else None)
+    seq: ImageSequence | None = None
+    if asset.get("kind") == "image" and sequence != "single":  # nothing is created before a refusal
+        seq = asset.get("sequence") or image_sequence(path, sequence)
     if seq is not None:
         s = _sequence_settings(asset, seq, start_frame, fps_hint)
         path = seq.path(seq.first)
@@ -156,7 +185,25 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         apply_scene(scene, s)
     if seq is not None and seq.missing:
         result.warnings.append(_gap_warning(seq, mode))
+    if seq is None and asset.get("kind") == "image":
+        result.notes += _single_notes(path, sequence, mode)
     return result
+
+
+def _single_notes(path: str, choice: str, mode: str) -> list[str]:
+    """What a numbered still imported as one image could also have been, so a timelapse is one click away."""
+    siblings = numbered_sequence(path)
+    if siblings is None:
+        return []
+    notes = []
+    if choice == "auto":
+        notes.append(f"imported as one image: its {len(siblings.files())} numbered neighbours are named like "
+                     "camera photos; choose Image Sequence to import them as frames")
+    extra = clip_frame_count(path) - 1
+    if mode in ("clip", "camera-bg") and extra > 0:
+        notes.append(f"Blender's movie clip also reads the {extra} numbered image(s) after it as frames; the "
+                     "scene's frame range holds this one image")
+    return notes
 
 
 def _gap_warning(seq: ImageSequence, mode: str) -> str:

@@ -10,6 +10,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import bridge_link
 from .core import protocol as P
+from .core.sequences import SEQUENCE_CHOICE_ITEMS
 from .prefs import MODES
 
 
@@ -82,6 +83,8 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
     asset_id: IntProperty(name="Asset", default=0, description="Asset id in the index (0: use the file path)")
     filepath: StringProperty(name="File", subtype="FILE_PATH", default="")
     mode: EnumProperty(name="Import As", items=MODES, default="clip")
+    sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
+                           description="A numbered still image: the one file, or its whole image sequence")
     start_frame: IntProperty(name="Start Frame", default=-1, description="-1: the preference (1 or 1001)")
     force_fetch: BoolProperty(name="Fetch Through the Bridge", default=False, options={"SKIP_SAVE"},
                               description="Copy the file through the bridge even if it looks readable here")
@@ -102,7 +105,7 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
             return lk.client.call("show", {"asset": self.asset_id}, timeout_s=30)
         if not self.filepath:
             raise importer.PlateImportError("give an asset id or a file")
-        return importer.local_asset(bpy.path.abspath(self.filepath))
+        return importer.local_asset(bpy.path.abspath(self.filepath), self.sequence)
 
     def _start(self, context: bpy.types.Context) -> bool:
         """Import now, or start a fetch; True when a fetch is running."""
@@ -113,7 +116,8 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
         start = self.start_frame if self.start_frame >= 0 else settings().start_frame
         self._result, self._error = None, None
         if not self.asset_id or (importer.readable(asset.get("path")) and not self.force_fetch):
-            self._result = importer.import_asset(asset, self.mode, scene=context.scene, start_frame=start)
+            self._result = importer.import_asset(asset, self.mode, scene=context.scene, start_frame=start,
+                                                 sequence=self.sequence)
             return False
         lk = bridge_link.link()
         lk.settings.start_frame = start
@@ -132,6 +136,8 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
         s = self._result.settings
         for warning in self._result.warnings:
             self.report({"WARNING"}, f"{self._result.name}: {warning}")
+        for note in getattr(self._result, "notes", ()):  # a pushed shot's result may come from an older importer
+            self.report({"INFO"}, f"{self._result.name}: {note}")
         self.report({"INFO"}, f"{self._result.name}: {self._result.mode}, {s.fps}/{s.fps_base:g} fps, "
                               f"frames {s.frame_start}-{s.frame_end}, {s.width}x{s.height}")
         return {"FINISHED"}
@@ -209,6 +215,8 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     mode: EnumProperty(name="Import As", items=MODES, default="clip")
+    sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
+                           description="A numbered still image: the one file, or its whole image sequence")
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         st = context.window_manager.mediaidx
@@ -216,14 +224,15 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
             self.report({"ERROR"}, "select a result first")
             return {"CANCELLED"}
         return bpy.ops.mediaidx.import_plate("INVOKE_DEFAULT", asset_id=st.results[st.active].asset_id,
-                                             mode=self.mode)
+                                             mode=self.mode, sequence=self.sequence)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         st = context.window_manager.mediaidx
         if not 0 <= st.active < len(st.results):
             self.report({"ERROR"}, "select a result first")
             return {"CANCELLED"}
-        return bpy.ops.mediaidx.import_plate(asset_id=st.results[st.active].asset_id, mode=self.mode)
+        return bpy.ops.mediaidx.import_plate(asset_id=st.results[st.active].asset_id, mode=self.mode,
+                                             sequence=self.sequence)
 
 
 classes = (MEDIAIDX_OT_connect, MEDIAIDX_OT_disconnect, MEDIAIDX_OT_search, MEDIAIDX_OT_scan,

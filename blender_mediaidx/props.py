@@ -12,6 +12,8 @@ from bpy.props import (
     StringProperty,
 )
 
+from .core.sequences import SEQUENCE_CHOICE_ITEMS
+
 
 class MEDIAIDX_AssetItem(bpy.types.PropertyGroup):
     asset_id: IntProperty()
@@ -65,6 +67,8 @@ class MEDIAIDX_State(bpy.types.PropertyGroup):
     import_mode: EnumProperty(name="Import As", items=[
         ("clip", "Clip", ""), ("camera-bg", "Camera BG", ""), ("strip", "Strip", ""), ("plane", "Plane", "")],
         default="clip")
+    import_sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
+                                  description="A numbered still image: the one file, or its whole image sequence")
 
 
 classes = (MEDIAIDX_AssetItem, MEDIAIDX_State)

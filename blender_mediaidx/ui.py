@@ -84,10 +84,13 @@ class _MediaPanel:
                              ("Tags", item.tags)):
             if value:
                 col.label(text=f"{label}: {value}")
+        if item.kind == "image":  # a numbered still: one photo or its sequence (movies are always movies)
+            box.prop(st, "import_sequence", text="")
         row = box.row(align=True)
         row.prop(st, "import_mode", text="")
         op = row.operator("mediaidx.import_selected", text="Import", icon="IMPORT")
         op.mode = st.import_mode
+        op.sequence = st.import_sequence
 
 
 class MEDIAIDX_PT_view3d(_MediaPanel, bpy.types.Panel):

@@ -25,35 +25,60 @@ from .models import PlanItem
 MODES = ("clip", "camera-bg", "strip", "plane")  # blender_mediaidx.importer.MODES (that module needs bpy)
 
 
-def check_mode(mode: str) -> None:
+def check_mode(mode: str, sequence: str = "auto") -> None:
     """Refused here, in one line, rather than by every worker after Blender has started."""
+    from blender_mediaidx.core.sequences import SEQUENCE_CHOICES  # bpy-free
+
     if mode not in MODES:
         raise MediaIdxError(f"unknown import mode {mode!r} (use {', '.join(MODES)})")
+    if sequence not in SEQUENCE_CHOICES:
+        raise MediaIdxError(f"unknown sequence choice {sequence!r} (use {', '.join(SEQUENCE_CHOICES)})")
 
 
-def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip") -> list[PlanItem]:
+def _sequence_plan(path: str, sequence: str) -> tuple[str, str | None]:
+    """What the worker's importer makes of a still image under ``sequence``: (how, refusal or None)."""
+    from blender_mediaidx.core.sequences import SequenceChoiceError, find_sequence  # bpy-free
+
+    try:
+        seq = find_sequence(path, sequence) if path and os.path.isfile(path) else None
+    except SequenceChoiceError as exc:
+        return "", str(exc)
+    if seq is None:
+        return "; single image", None
+    return f"; image sequence {seq.first}-{seq.last} ({seq.frame_count} frames)", None
+
+
+def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip",
+                sequence: str = "auto") -> list[PlanItem]:
     """What ``build_blends`` would write (its dry run): one .blend per shot, named as the workers name them;
-    an existing file of that name is replaced; a shot whose file is failed or missing in the catalog fails."""
+    an existing file of that name is replaced; a shot whose file is failed or missing in the catalog fails,
+    and so does a still image with no numbered neighbours when ``sequence`` is "sequence"."""
     from blender_mediaidx.batch import safe_name  # bpy-free
 
-    check_mode(mode)
+    check_mode(mode, sequence)
     items = []
     for asset_id in ids:
         a = ix.get(asset_id)
         if a.status in ("failed", "missing"):
             items.append(PlanItem("fail", a.path, asset_id, reason=a.error or a.status))
             continue
+        how = ""
+        if a.kind == "image":
+            how, refusal = _sequence_plan(a.path, sequence)
+            if refusal:
+                items.append(PlanItem("fail", a.path, asset_id, reason=refusal))
+                continue
         dest = out / f"{safe_name(a.name)}_{asset_id}.blend"
         items.append(PlanItem("write", str(dest), asset_id, source=a.path,
-                              reason=f"{mode} import" + ("; replaces the file there" if dest.exists() else "")))
+                              reason=f"{mode} import{how}" + ("; replaces the file there" if dest.exists() else "")))
     return items
 
 
 def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip", start_frame: int = 1,
                  workers: int = 2, bridge: str | None = None, timeout: float = 3600,
-                 progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[float, str], None] | None = None, sequence: str = "auto") -> dict[str, Any]:
     """One .blend per shot by ``workers`` headless Blender processes; ``progress(fraction, message)`` after each
-    shot (from a reader thread)."""
+    shot (from a reader thread). ``sequence`` (auto, single, sequence): what a numbered still image becomes."""
     from blender_mediaidx.batch import PROGRESS_PREFIX  # bpy-free
 
     done_lock = threading.Lock()
@@ -67,7 +92,7 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                     done[0] += 1
                     progress(done[0] / len(ids), f"{done[0]}/{len(ids)} shots")
 
-    check_mode(mode)
+    check_mode(mode, sequence)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,7 +119,8 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                     home.mkdir()
                     env = {**os.environ, "HOME": str(home)}
                     cmd = [sys.executable, "-m", "blender_mediaidx.batch", "--bridge", bridge, "--out", str(out),
-                           "--mode", mode, "--start-frame", str(start_frame), *map(str, chunk)]
+                           "--mode", mode, "--sequence", sequence, "--start-frame", str(start_frame),
+                           *map(str, chunk)]
                     procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                                   env=env))
                 readers = []

@@ -1,7 +1,9 @@
 """`mediaidx track`: hero + witness camera solves and matchmove exports, run by headless Blender
 (`python -m blender_mediaidx.batch track`, Blender as a Python module) in its own process and HOME.
 
-The bridge side resolves catalog ids to paths, forwards progress lines and returns the worker's summary.
+The bridge side resolves catalog ids to paths, checks every input before a worker starts (``check_track``:
+options, survey, output folder, plates), forwards progress lines and returns the worker's summary.
+``plan_track`` is the dry run: the same checks, and every file the run would write, with nothing written.
 """
 
 from __future__ import annotations
@@ -13,10 +15,153 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import MediaIdxError
+from .errors import MediaIdxError, UsageError
+from .models import PlanItem
+
+if TYPE_CHECKING:
+    from .indexer import MediaIndexer
+
+
+@dataclass
+class PlateFacts:
+    """A plate as Blender's movie clip will see it: what the export's file names depend on."""
+
+    path: str
+    width: int
+    height: int
+    pixel_aspect: float = 1.0  # from the probe's sample aspect ratio: the worker sets the same on the clip
+
+
+def resolve_plate(ix: MediaIndexer, ref: str) -> str:
+    """A plate given as a path, or as a catalog id (then its path in the catalog, which must be here)."""
+    if ref.isascii() and ref.isdigit() and not Path(ref).exists():
+        asset = ix.get(int(ref))
+        if asset.status in ("failed", "missing"):
+            raise MediaIdxError(f"asset {ref} ({asset.path}): {asset.error or asset.status} in the catalog")
+        if not Path(asset.path).is_file():
+            raise MediaIdxError(f"asset {ref}: {asset.path} is not on this machine")
+        return str(asset.path)
+    if not Path(ref).exists():
+        raise UsageError(f"{ref}: no such file")
+    return str(Path(ref).resolve())
+
+
+def plate_facts(path: str) -> PlateFacts:
+    """Size and frame count of a plate as Blender's movie clip reads it, from the bridge's probe (no Blender):
+    a still image counts its own number and the numbered images after it (Blender's rule); a movie's size is
+    its stored pixels turned by its rotation (Blender 5 applies rotation, not EXIF orientation nor pixel
+    aspect); the pixel aspect is the one the worker gives the tracking camera (tracking.plan's rule). Raises
+    MediaIdxError where the worker would stop with "no such plate" or "no frames to track"."""
+    from blender_mediaidx.core.sequences import clip_frame_count  # bpy-free
+    from blender_mediaidx.tracking.plan import pixel_aspect_from_probe  # bpy-free
+
+    from .errors import ProbeError
+    from .probe import probe_file
+
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise MediaIdxError(f"{path}: no such plate")
+    try:
+        probe = probe_file(path)
+    except (ProbeError, OSError) as exc:
+        raise MediaIdxError(f"{name}: Blender cannot read it ({exc})") from None
+    video = next((s for s in probe.get("streams") or [] if s.get("type") == "video" and s.get("width")), None)
+    if probe.get("kind") == "image":
+        image = probe.get("image") or video or {}
+        width, height, frames = image.get("width") or 0, image.get("height") or 0, clip_frame_count(path)
+    elif video is not None:
+        width, height = video["width"], video["height"]
+        if video.get("rotation") in (90, -90, 270, -270):
+            width, height = height, width
+        frames = video.get("frame_count") or 2  # unknown from the header: the worker counts them
+    else:
+        raise MediaIdxError(f"{name}: Blender cannot read it (no picture in it)")
+    if not width or frames <= 1:
+        raise MediaIdxError(f"{name}: no frames to track")
+    return PlateFacts(path, int(width), int(height), pixel_aspect_from_probe(probe))
+
+
+def out_dir_error(out: Path) -> str | None:
+    """Why the exports cannot go into ``out`` (None when it is a writable folder or can be made), without
+    making it."""
+    probe = out
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir would fail on it
+            return f"cannot create the output folder {out}: {probe} is a broken link"
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot create the output folder {out}: {probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "write into" if probe == out else "create"
+        return f"cannot {what} the output folder {out}: {probe} is not writable"
+    return None
+
+
+def check_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
+                survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
+                fps: str | None = None, refine: str = "FOCAL", formats: str | None = None) -> list[PlateFacts]:
+    """Every check a track run makes before its worker starts, in one place for the run and its dry run:
+    the survey file, the options (the batch job's own rules), the output folder, then each plate. Raises
+    MediaIdxError (UsageError for options) with one line; returns the plates, hero first."""
+    from blender_mediaidx.core.track_formats import load_survey  # bpy-free
+    from blender_mediaidx.tracking.plan import option_error  # bpy-free
+
+    witnesses = witnesses or []
+    if survey is not None:
+        try:
+            load_survey(survey)
+        except ValueError as exc:
+            raise MediaIdxError(f"survey {exc}") from None
+    problem = option_error(witnesses=len(witnesses), offsets=len(offsets or []), fps=fps, formats=formats,
+                           refine=refine, sensor_width=sensor_width, focal_px=focal_px)
+    if problem:
+        raise UsageError(problem)
+    problem = out_dir_error(out)
+    if problem:
+        raise MediaIdxError(problem)
+    return [plate_facts(p) for p in [hero, *witnesses]]
+
+
+def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
+               survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
+               fps: str | None = None, refine: str = "FOCAL", formats: str | None = None,
+               save_blend: bool = False) -> list[PlanItem]:
+    """What ``run_track`` would write (its dry run): each camera's files under the names the export gives
+    them, shot.json and, with ``save_blend``, shot.blend. Nothing is written and ``out`` is not made. Every
+    name is known before the solve (the .chan's filmback is not solved: see blender_mediaidx.tracking.plan);
+    a witness whose solve fails gets no files in the real run."""
+    from blender_mediaidx.core.track_formats import FORMATS  # bpy-free
+    from blender_mediaidx.tracking import plan  # bpy-free
+
+    plates = check_track(hero, out, witnesses=witnesses, offsets=offsets, survey=survey, focal_px=focal_px,
+                         sensor_width=sensor_width, fps=fps, refine=refine, formats=formats)
+    kinds = tuple(formats.split(",")) if formats is not None else FORMATS
+    items: list[PlanItem] = []
+
+    def add(fname: str, kind: str, source: str | None, reason: str) -> None:
+        dest = out / fname
+        items.append(PlanItem("write", str(dest), source=source, kind=kind,
+                              reason=reason + ("; replaces the file there" if dest.exists() else "")))
+
+    for cam, facts in zip(plan.camera_names(len(plates) - 1), plates, strict=True):
+        sw, sh = plan.filmback(sensor_width, facts.width, facts.height, facts.pixel_aspect)
+        role = "hero" if cam == "hero" else "witness"
+        squeeze = f", pixel aspect {facts.pixel_aspect:.4g}" if facts.pixel_aspect != 1 else ""
+        why = f"{cam} camera ({facts.width}x{facts.height}{squeeze}, filmback {sw:g}x{sh:.4g} mm)"
+        if role == "witness":
+            why += ", if it solves"
+        for kind, fname in plan.camera_files(plan.safe(cam), sw, sh, kinds).items():
+            add(fname, kind, facts.path, why)
+    add(plan.SHOT_MANIFEST, "manifest", None, "the shot manifest")
+    if save_blend:
+        add(plan.SHOT_BLEND, "blend", None, "the solved scene")
+    return items
 
 
 def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
@@ -24,13 +169,9 @@ def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offse
               fps: str | None = None, refine: str = "FOCAL", name: str = "shot", formats: str | None = None,
               save_blend: bool = False, timeout: float = 3600,
               progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
-    from blender_mediaidx.core.track_formats import load_survey  # bpy-free
-
-    if survey is not None:  # checked here, in one line, before a Blender worker starts
-        try:
-            load_survey(survey)
-        except ValueError as exc:
-            raise MediaIdxError(f"survey {exc}") from None
+    # Checked here, in one line each, before a Blender worker starts (the dry run checks the same).
+    check_track(hero, out, witnesses=witnesses, offsets=offsets, survey=survey, focal_px=focal_px,
+                sensor_width=sensor_width, fps=fps, refine=refine, formats=formats)
     cmd = [sys.executable, "-m", "blender_mediaidx.batch", "track", hero, "--out", str(out), "--refine", refine,
            "--name", name]
     for w in witnesses or []:

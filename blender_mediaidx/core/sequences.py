@@ -1,4 +1,5 @@
-"""Numbered image sequences (plate.1001.exr ... plate.1096.exr) from any one of their frames. No bpy."""
+"""Numbered image sequences (plate.1001.exr ... plate.1096.exr) from any one of their frames, and the rule
+that tells a plate from a folder of camera photos (IMG_0001.JPG, IMG_0002.JPG: two photos). No bpy."""
 
 from __future__ import annotations
 
@@ -51,8 +52,33 @@ class ImageSequence:
         return names
 
 
-def find_sequence(path: str) -> ImageSequence | None:
-    """The sequence ``path`` belongs to, or None when it is a single image (no frame number, or alone)."""
+# What a numbered still image is imported as: "auto" decides by its name and format (plate_naming), "single"
+# is the one file, "sequence" takes every numbered sibling (an error when there is none). One list for the
+# operators, the panel and the batch job (Blender EnumProperty items: identifier, name, description).
+SEQUENCE_CHOICES = ("auto", "single", "sequence")
+SEQUENCE_CHOICE_ITEMS = (
+    ("auto", "Auto", "A sequence when the name (name.1001.ext) or the format (EXR, DPX, PNG, TIFF...) says plate; "
+                     "a camera photo (IMG_0001.JPG) stays one image"),
+    ("single", "Single Image", "Only this file, even with numbered neighbours"),
+    ("sequence", "Image Sequence", "Every numbered neighbour of this file as frames (a timelapse, a photo "
+                                   "sequence); an error when it has none"),
+)
+# Formats plates and renders come in: numbered siblings in these are frames of one shot (render_0001.png).
+PLATE_EXTS = frozenset(("exr", "dpx", "cin", "tif", "tiff", "png", "tga", "hdr", "jp2", "j2c", "sgi", "rgb", "bw",
+                        "bmp"))
+# Formats cameras write photos in, with a counter in the name: IMG_0001.JPG beside IMG_0002.JPG are two photos.
+# Auto treats these (and any format not in PLATE_EXTS: webp, avif, psd...) as single unless name.NUMBER.ext.
+PHOTO_EXTS = frozenset(("jpg", "jpeg", "heic", "heif", "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf",
+                        "sr2", "raf", "orf", "rw2", "pef", "srw", "x3f", "3fr", "iiq", "rwl", "erf", "kdc", "mrw"))
+
+
+class SequenceChoiceError(ValueError):
+    """An explicit ``sequence`` choice that the files on disk cannot honour; the message is for the user."""
+
+
+def numbered_sequence(path: str) -> ImageSequence | None:
+    """Every numbered sibling of ``path`` (same name and extension, other frame number), whatever the naming:
+    what Blender's movie clip reads as frames. None when it has no frame number or is alone."""
     folder, name = os.path.split(os.path.abspath(path))
     m = _FRAME.match(name)
     if not m:
@@ -74,3 +100,47 @@ def find_sequence(path: str) -> ImageSequence | None:
     padding = min(frames.values())
     missing = [f for f in range(first, last + 1) if f not in frames]
     return ImageSequence(folder, head, tail, padding, first, last, missing)
+
+
+def plate_naming(seq: ImageSequence) -> bool:
+    """Whether numbered siblings are a plate rather than a folder of photos: the frame number is set off by a
+    dot (plate.1001.exr, shot_010_v002.0101.dpx: the VFX convention, whatever the format) or the format is
+    one plates and renders come in (render_0001.png). A camera's IMG_0001.JPG / DSC01234.JPG is neither."""
+    return seq.head.endswith(".") or seq.tail[1:].lower() in PLATE_EXTS
+
+
+def find_sequence(path: str, choice: str = "auto") -> ImageSequence | None:
+    """The sequence ``path`` is imported as under ``choice`` (SEQUENCE_CHOICES), or None for the single image.
+
+    auto: a sequence only when its naming or format says plate (``plate_naming``), so a phone photo beside
+    the next one stays that one photo; a DSLR timelapse named like photos needs ``sequence``.
+    sequence: every numbered sibling; SequenceChoiceError when there is none, rather than quietly importing
+    one image (and setting a one-frame scene) when the user asked for frames.
+    """
+    if choice not in SEQUENCE_CHOICES:
+        raise ValueError(f"unknown sequence choice {choice!r} (use {', '.join(SEQUENCE_CHOICES)})")
+    if choice == "single":
+        return None
+    seq = numbered_sequence(path)
+    if choice == "sequence":
+        if seq is None:
+            raise SequenceChoiceError(
+                f"{os.path.basename(path)}: not an image sequence (no other image is named like it with another "
+                "frame number); import it as a single image")
+        return seq
+    return seq if seq is not None and plate_naming(seq) else None
+
+
+def clip_frame_count(path: str) -> int:
+    """How many frames Blender's movie clip reads from the still image ``path``: its own number and the ones
+    after it, same padding, up to the first gap (1 without a frame number)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    m = _FRAME.match(name)
+    if not m:
+        return 1
+    head, digits, tail = m.group("head"), m.group("digits"), m.group("tail")
+    n = int(digits)
+    count = 0
+    while os.path.exists(os.path.join(folder, f"{head}{n + count:0{len(digits)}d}{tail}")):
+        count += 1
+    return max(count, 1)

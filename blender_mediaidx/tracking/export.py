@@ -18,9 +18,16 @@ import numpy as np
 
 from ..core import track_formats as tf
 from ..core.scene_setup import scene_rate
-from ..core.sequences import find_sequence
+from ..core.sequences import numbered_sequence
+from .plan import camera_files, safe
 
 FORMATS = tf.FORMATS
+# Blender's and libmv's: rows are scaled by 1 / pixel_aspect before the solve, so the one solved focal length
+# is horizontal and the vertical one is pixel_aspect times it (both in the plate's stored pixels).
+FOCAL_CONVENTION = ("pixels are the plate's stored pixels; focal_length_px is horizontal, focal_length_y_px = "
+                    "focal_length_px x pixel_aspect; focal_length_mm = focal_length_px x sensor_width_mm / width "
+                    "(the spherical lens that gives the de-squeezed picture on sensor_width_mm x sensor_height_mm; "
+                    "an anamorphic lens on a sensor that wide is nominally focal_length_mm x pixel_aspect)")
 
 
 @dataclass
@@ -41,10 +48,6 @@ class CameraExport:
     unsolved_frames: list[list[int]] = field(default_factory=list)
 
 
-def safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "camera"
-
-
 def solved_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, name: str | None = None) -> bpy.types.Object:
     """A camera object driven by the clip's solve through a Camera Solver constraint, lens from the tracking
     camera (what `clip.setup_tracking_scene` does for the camera, without the compositing set-up)."""
@@ -60,12 +63,29 @@ def solved_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, name: str |
     cam = obj.data
     cam.sensor_fit = "HORIZONTAL"
     cam.sensor_width = tcam.sensor_width
+    # Unused by Blender with a horizontal fit, but FBX (FilmHeight) and Alembic (vertical aperture) write it.
+    cam.sensor_height = sensor_height_mm(clip)
     cam.lens = tcam.focal_length
     w, h = clip.size
     px, py = tcam.principal_point_pixels
-    cam.shift_x = (px - w / 2) / w  # Blender normalises both shifts by the larger side (width here)
-    cam.shift_y = (py - h / 2) / w
+    # Blender normalises both shifts by the width (the fitted side); a row is 1 / pixel_aspect of a column.
+    cam.shift_x = (px - w / 2) / w
+    cam.shift_y = (py - h / 2) / (w * tcam.pixel_aspect)
     return obj
+
+
+def sensor_height_mm(clip: bpy.types.MovieClip) -> float:
+    """The filmback height that covers the plate's rows (plan.filmback: the dry run names the .chan with it)."""
+    cam = clip.tracking.camera
+    w, h = clip.size
+    return cam.sensor_width * h / (w * cam.pixel_aspect)
+
+
+def set_pixel_aspect(scene: bpy.types.Scene, pixel_aspect: float) -> None:
+    """The scene shows the plate's pixels as the solve saw them (what Blender's Setup Tracking Scene does;
+    each of the render's x and y aspects is at least 1), so the viewport, FBX and Alembic camera match it."""
+    r = scene.render
+    r.pixel_aspect_x, r.pixel_aspect_y = (pixel_aspect, 1.0) if pixel_aspect >= 1 else (1.0, 1.0 / pixel_aspect)
 
 
 def camera_matrices(scene: bpy.types.Scene, obj: bpy.types.Object, first: int, last: int) -> list[tuple[int, np.ndarray]]:
@@ -102,12 +122,14 @@ def lens_info(clip: bpy.types.MovieClip) -> dict[str, Any]:
         "BROWN": {"k1": cam.brown_k1, "k2": cam.brown_k2, "k3": cam.brown_k3, "k4": cam.brown_k4,
                   "p1": cam.brown_p1, "p2": cam.brown_p2},
     }.get(model, {})
-    sensor_h = cam.sensor_width * h / (w * cam.pixel_aspect)
+    sensor_h = sensor_height_mm(clip)
     return {
         "sensor_width_mm": cam.sensor_width, "sensor_height_mm": sensor_h,
         "focal_length_mm": cam.focal_length, "focal_length_px": cam.focal_length_pixels,
+        "focal_length_y_px": cam.focal_length_pixels * cam.pixel_aspect,
         "principal_point_px": list(cam.principal_point_pixels), "pixel_aspect": cam.pixel_aspect,
-        "width": w, "height": h,
+        "width": w, "height": h, "display_width": w * cam.pixel_aspect,
+        "focal_convention": FOCAL_CONVENTION,
         "hfov_deg": math.degrees(2 * math.atan2(cam.sensor_width / 2, cam.focal_length)),
         "vfov_deg": tf.vertical_fov_deg(cam.focal_length, cam.sensor_width, w, h, cam.pixel_aspect),
         "distortion": {"model": model.lower(), "coefficients": coeffs,
@@ -119,7 +141,8 @@ def plate_info(clip: bpy.types.MovieClip, scene: bpy.types.Scene) -> dict[str, A
     first = clip.frame_start
     last = clip.frame_start + clip.frame_duration - 1
     path = bpy.path.abspath(clip.filepath)
-    seq = find_sequence(path) if clip.source == "SEQUENCE" else None
+    # Blender reads every numbered sibling as a frame, whatever the naming (a timelapse IMG_0001.JPG.. too).
+    seq = numbered_sequence(path) if clip.source == "SEQUENCE" else None
     pattern = seq.hash_pattern if seq is not None else path
     fps = scene_rate(scene.render.fps, scene.render.fps_base)
     return {
@@ -169,34 +192,38 @@ def export_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, out: Path, 
     result.unsolved_frames = unsolved_ranges({c.frame + clip.frame_start - 1 for c in rec.cameras}, first, last)
     mats = camera_matrices(scene, obj, first, last)
     files = result.files
+    # The names come from plan.camera_files, which `mediaidx track --dry-run` lists before any solve.
+    names = camera_files(name, result.lens["sensor_width_mm"], result.lens["sensor_height_mm"], tuple(formats))
     if "chan" in formats:
-        p = out / f"{name}_ZXY_{result.lens['sensor_width_mm']:g}x{result.lens['sensor_height_mm']:.3g}.chan"
-        tf.write_chan(p, mats, result.lens["vfov_deg"])
-        files["chan"] = p.name
+        tf.write_chan(out / names["chan"], mats, result.lens["vfov_deg"])
+        files["chan"] = names["chan"]
     tracks, errors, bundles = tracks_2d(clip)
     if "3de" in formats:
-        p = out / f"{name}_2d_3de.txt"
-        tf.write_3de_points(p, tracks)
-        files["3de"] = p.name
+        tf.write_3de_points(out / names["3de"], tracks)
+        files["3de"] = names["3de"]
     if "csv" in formats:
-        p = out / f"{name}_2d.csv"
-        tf.write_tracks_csv(p, tracks, *clip.size)
-        files["csv"] = p.name
+        tf.write_tracks_csv(out / names["csv"], tracks, *clip.size)
+        files["csv"] = names["csv"]
     if "json" in formats:
-        p = out / f"{name}_2d.json"
-        tf.write_json(p, tf.tracks_document(tracks, *clip.size, errors, bundles))
-        files["json"] = p.name
+        tf.write_json(out / names["json"], tf.tracks_document(tracks, *clip.size, errors, bundles))
+        files["json"] = names["json"]
     for kind, doc in (("lens", result.lens), ("plate", result.plate)):
-        tf.write_json(out / f"{name}_{kind}.json", doc)
-        files[kind] = f"{name}_{kind}.json"
+        tf.write_json(out / names[kind], doc)
+        files[kind] = names[kind]
     if "fbx" in formats or "abc" in formats:
         baked = _baked_copy(scene, obj, mats, name)
+        r = scene.render
+        old = r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y
+        # FBX takes the picture size and pixel aspect from the scene: this camera's plate, not the hero's.
+        r.resolution_x, r.resolution_y = clip.size
+        set_pixel_aspect(scene, clip.tracking.camera.pixel_aspect)
         try:
             if "fbx" in formats:
-                files["fbx"] = _export_fbx(scene, baked, out / f"{name}.fbx", first, last)
+                files["fbx"] = _export_fbx(scene, baked, out / names["fbx"], first, last)
             if "abc" in formats:
-                files["abc"] = _export_abc(scene, baked, out / f"{name}.abc", first, last)
+                files["abc"] = _export_abc(scene, baked, out / names["abc"], first, last)
         finally:
+            r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y = old
             data = baked.data
             bpy.data.objects.remove(baked)
             bpy.data.cameras.remove(data)

@@ -17,9 +17,10 @@ import bpy
 import numpy as np
 
 from ..core.scene_setup import blender_fps, parse_rate, scene_rate
-from ..core.sequences import find_sequence
+from ..core.sequences import numbered_sequence
 from ..core.similarity import apply_similarity, similarity_matrix, similarity_transform
 from . import export, solver
+from .plan import SHOT_MANIFEST, blender_pixel_aspect, pixel_aspect_from_probe
 from .solver import SURVEY_PREFIX, is_survey
 
 SCHEMA = "mediaidx.shot/1"
@@ -42,6 +43,7 @@ class CameraSpec:
     sync_source: str = "given"           # given | timecode | audio
     focal_px: float | None = None        # a known focal length; otherwise a guess the solver refines
     sensor_width_mm: float | None = None
+    pixel_aspect: float | None = None    # width / height of a stored pixel on screen; None: from the probe
 
 
 @dataclass
@@ -66,9 +68,28 @@ def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
     if clip.size[0] == 0 or clip.frame_duration <= 1:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: no frames to track")
     # Only an image sequence starts at its own first number: a movie named take5.mov beside take6.mov is not one.
-    seq = find_sequence(spec.path) if clip.source == "SEQUENCE" else None
+    # Blender reads every numbered sibling as a frame, whatever the naming (a timelapse IMG_0001.JPG.. too).
+    seq = numbered_sequence(spec.path) if clip.source == "SEQUENCE" else None
     clip.frame_start = seq.first if seq is not None else 1
+    # Blender does not read the pixel aspect from the file: without it an anamorphic plate is solved as if its
+    # pixels were square (focal length, filmback and every exported camera off by the squeeze).
+    pa = spec.pixel_aspect if spec.pixel_aspect is not None else plate_pixel_aspect(spec.path)
+    clip.tracking.camera.pixel_aspect = blender_pixel_aspect(pa)
     return clip
+
+
+def plate_pixel_aspect(path: str) -> float:
+    """A plate's pixel aspect from the bridge's probe (what `mediaidx track --dry-run` reads too); 1 where
+    the probe is not importable (a Blender without the bridge's packages) or cannot read the file."""
+    try:
+        from bridge.errors import ProbeError
+        from bridge.probe import probe_file
+    except ImportError:
+        return 1.0
+    try:
+        return pixel_aspect_from_probe(probe_file(path))
+    except (ProbeError, OSError):  # Blender read the plate: a probe that cannot is no reason to stop
+        return 1.0
 
 
 def add_survey_tracks(clip: bpy.types.MovieClip, survey: dict[str, dict[str, list[list[float]]]],
@@ -143,6 +164,7 @@ def track_shot(spec: ShotSpec, out: Path, *, formats: tuple[str, ...] = export.F
     scene.frame_start = hero_clip.frame_start
     scene.frame_end = max(c.frame_start + c.frame_duration - 1 for c in clips)
     scene.render.resolution_x, scene.render.resolution_y = hero_clip.size
+    export.set_pixel_aspect(scene, hero_clip.tracking.camera.pixel_aspect)
     scene.active_clip = hero_clip
     hero_bundles = survey_bundles(hero_clip)
     manifest = _base_manifest(spec.name, rate)
@@ -214,7 +236,7 @@ def _survey_points(hero_bundles: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    (out / "shot.json").write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
+    (out / SHOT_MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(v: Any) -> Any:

@@ -204,7 +204,7 @@ def show(
     asset: Annotated[str, typer.Argument(help="Asset id or file path.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Everything the catalog knows about one asset, including its full probe."""
+    """What the catalog knows about one asset: file, probe summary and streams, user data (--json: the whole probe)."""
     a = _ix(ctx).get(asset)
     if as_json:
         render.print_json(a.to_dict())
@@ -346,7 +346,7 @@ def run(
     dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a JSON workflow: one step or {"workflow": [steps]} (scan, stats, backup, sync_album)."""
+    """Run a JSON workflow: one step or {"workflow": \\[steps]} (scan, stats, backup, sync_album)."""
     try:
         text = sys.stdin.read() if str(workflow) == "-" else workflow.read_text(encoding="utf-8")
     except OSError as exc:
@@ -364,12 +364,12 @@ def run(
         raise Interrupted("interrupted; finished steps are saved") from None
     if as_json:
         render.print_json({"dry_run": dry_run, "steps": results})
-        return
-    from ..workflow.report import print_results
+    else:
+        from ..workflow.report import print_results
 
-    print_results(results, dry_run)
+        print_results(results, dry_run)
     if any(r.get("status") != "ok" for r in results):
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # with --json too: scripts read the exit status first
 
 
 BridgeOpt = Annotated[str, typer.Option("--bridge", envvar="MEDIAIDX_BRIDGE", help="Bridge address.")]
@@ -383,7 +383,7 @@ def serve(
     keys: Annotated[Path | None, typer.Option(
         help="CURVE key folder from `mediaidx keys` (required to listen beyond loopback).")] = None,
     http: Annotated[str | None, typer.Option(
-        "--http", help="HOST:PORT for the REST API and dashboard [default: 127.0.0.1:8765; port 0 picks one].")]
+        "--http", help="HOST:PORT for the REST API and dashboard \\[default: 127.0.0.1:8765; port 0 picks one].")]
     = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="ZeroMQ only: no REST API, no dashboard.")] = False,
     token: Annotated[str | None, typer.Option(
@@ -490,6 +490,10 @@ def blend(
     kind: KindOpt = "video",
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
     mode: Annotated[str, typer.Option(help="clip, camera-bg, strip or plane.")] = "clip",
+    sequence: Annotated[str, typer.Option(
+        help="A numbered still image: auto (a sequence when named name.1001.ext or in a plate format such as "
+             "EXR/DPX/PNG/TIFF; camera photos like IMG_0001.JPG stay single), single, or sequence (all its "
+             "numbered neighbours; a shot with none fails).")] = "auto",
     start_frame: Annotated[int, typer.Option(min=0)] = 1,
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Blender worker processes.")] = 2,
     bridge: Annotated[str | None, typer.Option(
@@ -509,7 +513,7 @@ def blend(
     if not ids:
         raise UsageError("no shots match")
     if dry_run:  # no Blender started, nothing written
-        plan = plan_blends(ix, ids, out, mode=mode)
+        plan = plan_blends(ix, ids, out, mode=mode, sequence=sequence)
         if as_json:
             render.print_json({"dry_run": True, "plan": [p.to_dict() for p in plan]})
         else:
@@ -519,7 +523,7 @@ def blend(
         return
     with render.progress_bar(as_json, "building") as update:
         summary = build_blends(ix, ids, out, mode=mode, start_frame=start_frame, workers=workers, bridge=bridge,
-                               progress=update)
+                               progress=update, sequence=sequence)
     if as_json:
         render.print_json(summary)
     else:
@@ -531,15 +535,6 @@ def blend(
         raise typer.Exit(1)
 
 
-def _plate_path(ix: MediaIndexer, ref: str) -> str:
-    """A plate given as a path, or as a catalog id (then its path in the catalog)."""
-    if ref.isascii() and ref.isdigit() and not Path(ref).exists():
-        return str(ix.show(int(ref)).path)
-    if not Path(ref).exists():
-        raise UsageError(f"{ref}: no such file")
-    return str(Path(ref).resolve())
-
-
 @app.command()
 def track(
     ctx: typer.Context,
@@ -549,23 +544,31 @@ def track(
     offset: Annotated[list[float] | None, typer.Option(
         "--offset", help="Per witness, in order: frames its first image starts after the hero's.")] = None,
     survey: Annotated[Path | None, typer.Option(
-        help="JSON of survey points: {point: {camera: [[frame, x_px, y_px], ...]}}.")] = None,
+        help="JSON of survey points: {point: {camera: [\\[frame, x_px, y_px], ...]}}.")] = None,
     focal_px: Annotated[float | None, typer.Option(help="Known hero focal length in pixels.")] = None,
     sensor_width: Annotated[float | None, typer.Option(help="Sensor width in mm.")] = None,
     fps: Annotated[str | None, typer.Option(help="Scene rate, e.g. 24000/1001.")] = None,
     refine: Annotated[str, typer.Option(help="FOCAL, FOCAL+PRINCIPAL, FOCAL+RADIAL or NONE.")] = "FOCAL",
     name: Annotated[str, typer.Option(help="Shot name in shot.json.")] = "shot",
     save_blend: Annotated[bool, typer.Option(help="Also save the solved scene as shot.blend.")] = False,
+    dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Solve the hero and witness cameras with Blender's tracker and export .chan, FBX, Alembic, 3DE points,
-    CSV/JSON tracks, lens and plate data, and shot.json."""
-    from ..track import run_track
+    CSV/JSON tracks, lens and plate data, and shot.json. --dry-run checks every input and lists every file the
+    run would write (no Blender started, nothing written, the output folder not made)."""
+    from ..track import plan_track, resolve_plate, run_track
 
     ix = _ix(ctx)
-    plates = [_plate_path(ix, p) for p in [hero, *(witness or [])]]
-    if len(offset or []) > len(witness or []):
-        raise UsageError("more --offset values than --witness plates")
+    plates = [resolve_plate(ix, p) for p in [hero, *(witness or [])]]
+    if dry_run:
+        plan = plan_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
+                          sensor_width=sensor_width, fps=fps, refine=refine, save_blend=save_blend)
+        if as_json:
+            render.print_json({"dry_run": True, "plan": [p.to_dict() for p in plan]})
+        else:
+            render.print_plan(plan, "dry run, nothing written; track would")
+        return
     with render.progress_bar(as_json, "tracking") as update:
         summary = run_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
                             sensor_width=sensor_width, fps=fps, refine=refine, name=name, save_blend=save_blend,

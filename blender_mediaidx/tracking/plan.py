@@ -1,0 +1,126 @@
+"""The names of the files a tracking export writes, bpy-free: `export.py` writes under these names and the
+bridge's `mediaidx track --dry-run` lists them, so a plan and a real run cannot drift apart.
+
+Every name is known before the solve. The .chan name carries the filmback (`NAME_ZXY_<w>x<h>.chan`, as
+docs/tracking.md documents it), and the filmback is not solved: the width is --sensor-width or Blender's
+default for a tracking camera (35 mm), the height follows from it, the clip's size and its pixel aspect. Blender
+does not read a plate's pixel aspect: `pixel_aspect_from_probe` gives it from the bridge's probe (the sample
+aspect ratio), for the worker that sets the tracking camera and for the dry run alike.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from ..core.track_formats import FORMATS
+
+# Blender's MovieTrackingCamera: sensor_width defaults to 35 mm (BKE_tracking_settings_init) and is clamped
+# to 0..500 mm; a 0 or negative width would leave a filmback nobody can use.
+DEFAULT_SENSOR_WIDTH_MM = 35.0
+MAX_SENSOR_WIDTH_MM = 500.0
+# MovieTrackingCamera.pixel_aspect is clamped to 0.1.. (RNA hard minimum); its default is 1.
+MIN_PIXEL_ASPECT = 0.1
+SHOT_MANIFEST = "shot.json"
+SHOT_BLEND = "shot.blend"
+
+
+def safe(name: str) -> str:
+    """A file-name-safe camera name (the prefix of every file a camera gets)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "camera"
+
+
+def camera_names(witnesses: int) -> list[str]:
+    """The batch job's camera names: hero, witness1, witness2, ..."""
+    return ["hero", *(f"witness{i + 1}" for i in range(witnesses))]
+
+
+def sensor_width_error(value: float | None) -> str | None:
+    """Why ``value`` cannot be a --sensor-width (None when it can, or when not given)."""
+    if value is None:
+        return None
+    if not 0 < value <= MAX_SENSOR_WIDTH_MM:  # also refuses NaN
+        return f"--sensor-width {value:g} is not a sensor width in mm (0 < width <= {MAX_SENSOR_WIDTH_MM:g})"
+    return None
+
+
+def _float32(value: float) -> float:
+    """The value Blender stores (its camera properties are 32-bit floats)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def pixel_aspect_from_probe(probe: dict[str, Any] | None) -> float:
+    """The tracking camera's pixel aspect for a plate (width / height of a stored pixel on screen): the probe's
+    sample aspect ratio, inverted for a movie turned by 90 degrees (Blender's clip turns it), 1 without one.
+    The same rule as the importer's (core.scene_setup.plate_settings), so a plate imported by hand and one
+    tracked by the batch job solve alike."""
+    from ..core.scene_setup import plate_settings
+
+    probe = probe or {}
+    s = plate_settings({"probe": probe, "kind": probe.get("kind")})
+    return s.pixel_aspect_x / s.pixel_aspect_y
+
+
+def blender_pixel_aspect(pixel_aspect: float) -> float:
+    """The value MovieTrackingCamera.pixel_aspect stores for ``pixel_aspect`` (clamped, 32-bit)."""
+    return _float32(max(pixel_aspect, MIN_PIXEL_ASPECT))
+
+
+def filmback(sensor_width_mm: float | None, width: int, height: int, pixel_aspect: float = 1.0) -> tuple[float, float]:
+    """(sensor width, sensor height) in mm as export.lens_info computes them from the tracking camera: the
+    height covers the plate's rows, each 1 / pixel_aspect of a column wide on screen, so sensor width / height
+    is the picture's aspect on screen (an anamorphic plate's de-squeezed aspect)."""
+    sw = _float32(sensor_width_mm) if sensor_width_mm else DEFAULT_SENSOR_WIDTH_MM
+    return sw, sw * height / (width * blender_pixel_aspect(pixel_aspect))
+
+
+def chan_name(name: str, sensor_width_mm: float, sensor_height_mm: float) -> str:
+    return f"{name}_ZXY_{sensor_width_mm:g}x{sensor_height_mm:.3g}.chan"
+
+
+def camera_files(name: str, sensor_width_mm: float, sensor_height_mm: float,
+                 formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
+    """kind -> file name of everything one camera's export writes (lens and plate always)."""
+    files: dict[str, str] = {}
+    if "chan" in formats:
+        files["chan"] = chan_name(name, sensor_width_mm, sensor_height_mm)
+    for kind, fname in (("3de", f"{name}_2d_3de.txt"), ("csv", f"{name}_2d.csv"), ("json", f"{name}_2d.json")):
+        if kind in formats:
+            files[kind] = fname
+    files["lens"] = f"{name}_lens.json"
+    files["plate"] = f"{name}_plate.json"
+    for kind in ("fbx", "abc"):
+        if kind in formats:
+            files[kind] = f"{name}.{kind}"
+    return files
+
+
+REFINE_PARTS = ("FOCAL", "PRINCIPAL", "RADIAL")
+
+
+def refine_error(refine: str) -> str | None:
+    """Why ``refine`` is not FOCAL, FOCAL+PRINCIPAL, FOCAL+RADIAL, ... or NONE (a typo used to refine nothing)."""
+    parts = [p for p in refine.upper().split("+") if p]
+    if refine.upper() == "NONE" or (parts and all(p in REFINE_PARTS for p in parts)):
+        return None
+    return f"--refine {refine!r}: use NONE or {', '.join(REFINE_PARTS)} joined by '+' (e.g. FOCAL+RADIAL)"
+
+
+def option_error(*, witnesses: int, offsets: int, fps: str | None = None, formats: str | None = None,
+                 refine: str = "FOCAL", sensor_width: float | None = None,
+                 focal_px: float | None = None) -> str | None:
+    """The first option of a track job that the job refuses, as its one-line message (None: all fine). The
+    batch job and `mediaidx track` (real run and dry run) ask this one function, before anything starts."""
+    from ..core.scene_setup import parse_rate
+
+    if offsets > witnesses:
+        return "more --offset values than --witness plates"
+    if fps is not None and parse_rate(fps) is None:
+        return f"--fps {fps!r} is not a frame rate (e.g. 25 or 24000/1001)"
+    if formats is not None:
+        unknown = [f for f in formats.split(",") if f not in FORMATS]
+        if unknown:
+            return f"--formats: unknown {', '.join(map(repr, unknown))} (known: {', '.join(FORMATS)})"
+    if focal_px is not None and not focal_px > 0:
+        return f"--focal-px {focal_px:g} is not a focal length in pixels (> 0)"
+    return refine_error(refine) or sensor_width_error(sensor_width)
