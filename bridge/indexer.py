@@ -220,20 +220,21 @@ class MediaIndexer:
     # -- user metadata ---------------------------------------------------------------------------------
     def tag(self, ref: str | int, tags: Iterable[str], *, remove: bool = False, dry_run: bool = False
             ) -> ChangeResult:
-        """Add (or remove) tags; the plan lists only tags that really change."""
+        """Add (or remove) tags; the plan lists only tags that really change, each under the spelling the
+        catalog keeps (tags are case-insensitive and the first spelling stored wins, so ``ÉTÉ`` on an asset
+        when ``été`` exists elsewhere plans and stores ``été``; a tag the asset has in any case is no change).
+        A dry run and the real run compute the plan with the same code (usermeta.plan_*_tags)."""
         tags = usermeta.clean_tags(tags)
         db = self._db_for(dry_run)
         asset_id = search_mod.resolve(db.conn, ref)
-        have = {t.casefold(): t for t in usermeta.current_tags(db.conn, asset_id)}
-        if remove:
-            changing = [have[t.casefold()] for t in tags if t.casefold() in have]
-        else:
-            changing = [t for t in tags if t.casefold() not in have]
         label = self._label(db.conn, asset_id)
-        plan = [PlanItem("untag" if remove else "tag", label, asset_id, reason=t) for t in changing]
-        if not dry_run and changing:
+        if dry_run:
+            planned = [t for t, _ in (usermeta.plan_remove_tags if remove else usermeta.plan_add_tags)(
+                db.conn, asset_id, tags)]
+        else:  # planned inside the transaction, so the reported plan is what was written
             with db.transaction() as conn:
-                (usermeta.remove_tags if remove else usermeta.add_tags)(conn, asset_id, changing)
+                planned = (usermeta.remove_tags if remove else usermeta.add_tags)(conn, asset_id, tags)
+        plan = [PlanItem("untag" if remove else "tag", label, asset_id, reason=t) for t in planned]
         return self._done(db, dry_run, plan)
 
     def rate(self, ref: str | int, rating: int | None, *, dry_run: bool = False) -> ChangeResult:

@@ -46,26 +46,49 @@ def current_tags(conn: sqlite3.Connection, asset_id: int) -> list[str]:
 
 
 def find_tag(conn: sqlite3.Connection, tag: str) -> tuple[int, str] | None:
-    """(id, spelling) of the tag that is ``tag`` up to case, in any script; the exact spelling first."""
-    row = conn.execute("SELECT id, name FROM tags WHERE name = ? OR casefold(name) = ? ORDER BY name != ? LIMIT 1",
-                       (tag, tag.casefold(), tag)).fetchone()
+    """(id, spelling) of the tag that is ``tag`` up to case, in any script: the exact spelling first, else the
+    one stored first (by id, so a dry run and the real run pick the same one)."""
+    row = conn.execute("SELECT id, name FROM tags WHERE name = ? OR casefold(name) = ? ORDER BY name != ?, id "
+                       "LIMIT 1", (tag, tag.casefold(), tag)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
-def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:
-    """Add tags (case-insensitive in any script, existing spelling wins); returns those actually added."""
+def plan_add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[tuple[str, int | None]]:
+    """What adding ``tags`` would do, without writing: (spelling stored, existing tag id or None for a new tag)
+    for each tag the asset does not have yet in any case. The spelling is the catalog's when the tag exists on
+    another asset (the first spelling stored wins), so a dry run names exactly what the real run stores."""
     have = {t.casefold() for t in current_tags(conn, asset_id)}
-    added = []
+    out: list[tuple[str, int | None]] = []
     for tag in tags:
         if tag.casefold() in have:
             continue
         found = find_tag(conn, tag)
-        if found is None:
-            tag_id = conn.execute("INSERT INTO tags (name) VALUES (?)", (tag,)).lastrowid
-        else:
-            tag_id, tag = found
-        conn.execute("INSERT OR IGNORE INTO asset_tags (asset_id, tag_id) VALUES (?, ?)", (asset_id, tag_id))
+        out.append((tag, None) if found is None else (found[1], found[0]))
         have.add(tag.casefold())
+    return out
+
+
+def plan_remove_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[tuple[str, int]]:
+    """What removing ``tags`` would do: (the asset's own spelling, tag id) of each one it has in any case (all of
+    them, should an older catalog hold two spellings of one tag)."""
+    have: dict[str, list[tuple[str, int]]] = {}
+    for tag_id, name in conn.execute("SELECT t.id, t.name FROM asset_tags x JOIN tags t ON t.id = x.tag_id "
+                                     "WHERE x.asset_id = ? ORDER BY t.id", (asset_id,)):
+        have.setdefault(str(name).casefold(), []).append((str(name), int(tag_id)))
+    out: list[tuple[str, int]] = []
+    for tag in tags:
+        out += have.pop(tag.casefold(), [])
+    return out
+
+
+def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:
+    """Add tags (case-insensitive in any script, existing spelling wins); returns the spellings actually added,
+    the same list `plan_add_tags` gives before the write."""
+    added = []
+    for tag, tag_id in plan_add_tags(conn, asset_id, tags):
+        if tag_id is None:
+            tag_id = conn.execute("INSERT INTO tags (name) VALUES (?)", (tag,)).lastrowid
+        conn.execute("INSERT OR IGNORE INTO asset_tags (asset_id, tag_id) VALUES (?, ?)", (asset_id, tag_id))
         added.append(tag)
     if added:
         _touch(conn, asset_id)
@@ -73,12 +96,11 @@ def add_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[s
 
 
 def remove_tags(conn: sqlite3.Connection, asset_id: int, tags: list[str]) -> list[str]:
+    """Remove tags (any case); returns the asset's spellings of those removed, as `plan_remove_tags` names them."""
     removed = []
-    for tag in tags:
-        row = find_tag(conn, tag)
-        if row and conn.execute("DELETE FROM asset_tags WHERE asset_id = ? AND tag_id = ?",
-                                (asset_id, row[0])).rowcount:
-            removed.append(row[1])
+    for tag, tag_id in plan_remove_tags(conn, asset_id, tags):
+        conn.execute("DELETE FROM asset_tags WHERE asset_id = ? AND tag_id = ?", (asset_id, tag_id))
+        removed.append(tag)
     if removed:
         conn.execute("DELETE FROM tags WHERE id NOT IN (SELECT tag_id FROM asset_tags)")
         _touch(conn, asset_id)

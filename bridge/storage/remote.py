@@ -258,12 +258,21 @@ class RemoteStorage(Storage):
     def _say(self, exc: BaseException) -> str:
         return self.creds.scrub(error_text(exc))
 
+    def io_errors(self) -> tuple[type[BaseException], ...]:
+        """What this storage's libraries raise for a server that fails, refuses or sends a reply they cannot
+        parse, and for a setup they cannot use. Those are reported (an unreadable folder, an unusable root)
+        and the scan goes on; anything else (TypeError, AttributeError, KeyError...) is a bug in this code and
+        must fail loudly instead of reading as an unreadable folder. Backends add their libraries' own
+        classes; OSError covers fsspec's timeouts (FSTimeoutError is a TimeoutError) and errno-carrying
+        library errors, EOFError a stream cut short (asyncio.IncompleteReadError)."""
+        return (OSError, EOFError)
+
     def call(self, fn: Callable[[], T], what: str) -> T:
         """Run ``fn`` with retries on transient errors; StorageUnreachable once they run out."""
         for attempt in range(self.RETRIES):
             try:
                 return fn()
-            except Exception as exc:
+            except Exception as exc:  # only sorted here: whatever is not transient is raised again unchanged
                 if not is_transient(exc):
                     raise _plain(exc) from None
                 if attempt + 1 >= self.RETRIES:
@@ -298,7 +307,7 @@ class RemoteStorage(Storage):
             files, _ = self.call(lambda: self._list_dir(relpath, accept), "listing")
         except StorageUnreachable as exc:
             return FolderError(relpath, f"connection lost ({exc.strerror})")
-        except Exception as exc:  # a library's own error (a malformed reply...) must not end the whole scan
+        except self.io_errors() as exc:  # the server's failure, not a bug in our code: see walk
             return FolderError(relpath, self._say(exc))
         files.sort(key=lambda f: f.name)
         return Listing(relpath, files)
@@ -316,7 +325,9 @@ class RemoteStorage(Storage):
                 for other in stack:
                     yield FolderError(other, reason)
                 return
-            except Exception as exc:  # a library's own error (a malformed reply...) must not end the whole scan
+            except self.io_errors() as exc:
+                # The server's failure, or a reply the library cannot parse, costs this folder, not the whole
+                # scan. A bug in our code (TypeError, KeyError...) is not caught: it fails the scan loudly.
                 yield FolderError(rel, self._say(exc))
                 continue
             files.sort(key=lambda f: f.name)

@@ -32,6 +32,15 @@ class S3Storage(RemoteStorage):
     CONNECT_TIMEOUT = 5
     READ_TIMEOUT = 30
 
+    def io_errors(self) -> tuple[type[BaseException], ...]:
+        """s3fs turns the service's error replies (botocore ClientError) into OSError; what it passes through
+        is botocore's own (BotoCoreError: endpoint unreachable, no credentials, a reply it cannot parse, a
+        stream cut short) and, under aiobotocore, aiohttp's (ClientError)."""
+        from aiohttp import ClientError as HTTPClientError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return (*super().io_errors(), BotoCoreError, ClientError, HTTPClientError)
+
     def _connect(self) -> Any:
         import s3fs
 
@@ -71,7 +80,7 @@ class S3Storage(RemoteStorage):
     def check(self) -> None:
         try:
             self.call(lambda: self._list_page(None, 1), "listing")
-        except Exception as exc:
+        except self.io_errors() as exc:  # a bucket that cannot be used: one line naming the root (a bug is raised)
             raise self.unavailable(exc) from None
 
     def walk(self, accept: Accept, known: Known | None = None) -> Iterator[Listing | FolderError]:
@@ -83,7 +92,7 @@ class S3Storage(RemoteStorage):
         while True:
             try:
                 page = self.call(lambda token=token: self._list_page(token, self.PAGE), "listing")
-            except (StorageUnreachable, OSError) as exc:
+            except self.io_errors() as exc:  # StorageUnreachable is an OSError; a bug in our code is not caught
                 reason = (f"connection lost ({exc.strerror})" if isinstance(exc, StorageUnreachable)
                           else self._say(exc))
                 # Folders still open (and the root, which holds everything not listed yet) are incomplete.
@@ -171,7 +180,7 @@ class S3Storage(RemoteStorage):
         except StorageUnreachable as exc:
             yield FolderError(relpath, f"connection lost ({exc.strerror})")
             return
-        except OSError as exc:
+        except self.io_errors() as exc:  # the service's failure or a reply botocore cannot parse; not a bug
             yield FolderError(relpath, self._say(exc))
             return
         files.sort(key=lambda f: f.name)

@@ -31,6 +31,20 @@ class SFTPStorage(RemoteStorage):
     # NAS) is given up on after this long, and the retries decide; sshfs itself would wait forever.
     TIMEOUT = 60
 
+    def io_errors(self) -> tuple[type[BaseException], ...]:
+        """sshfs turns 'no such file' and 'permission denied' into OSError and passes the rest of asyncssh's
+        through: its Error classes (disconnects, lost channels, SFTP status replies, a refused login) and the
+        ValueErrors it raises for bytes it cannot decode or keys it cannot load. SFTPSetupError is ours: a
+        missing known_hosts or key file."""
+        import asyncssh
+        from asyncssh.asn1 import ASN1Error
+        from asyncssh.packet import PacketDecodeError
+        from asyncssh.pbe import KeyEncryptionError
+        from asyncssh.saslprep import SASLPrepError
+
+        return (*super().io_errors(), asyncssh.Error, PacketDecodeError, ASN1Error, asyncssh.KeyImportError,
+                KeyEncryptionError, SASLPrepError, SFTPSetupError)
+
     def _connect(self) -> Any:
         from sshfs import SSHFileSystem
 
@@ -99,7 +113,7 @@ class SFTPStorage(RemoteStorage):
     def check(self) -> None:
         try:
             info = self.call(lambda: self._info(self._path(b"")), "connecting")
-        except Exception as exc:
+        except self.io_errors() as exc:  # a server that cannot be used: one line naming the root (a bug is raised)
             raise self.unavailable(exc) from None
         if info.get("type") != "directory":
             raise self.unavailable(NotADirectoryError(errno.ENOTDIR, "not a folder"))
@@ -180,8 +194,8 @@ class _HandleFetch:
                     parts.append(chunk)
                     want -= len(chunk)
                 return b"".join(parts)
-            except Exception:
-                self._drop()
+            except Exception:  # not handled here: whatever failed (ours too), the handle is dropped and the
+                self._drop()   # error raised again unchanged, so the next try opens a fresh one
                 raise
 
     def _drop(self) -> None:

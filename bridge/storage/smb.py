@@ -28,6 +28,17 @@ class SMBStorage(RemoteStorage):
     # call (its default, 10 minutes each, would hold a scan for 20 minutes).
     RECEIVE_TIMEOUT = 30
 
+    def io_errors(self) -> tuple[type[BaseException], ...]:
+        """smbprotocol raises SMBOSError (an OSError) for most status codes, SMBException subclasses for the rest
+        (a closed connection, a failed login, a response status it has no errno for), spnego's errors for an
+        authentication it cannot complete, and ValueError or struct.error for a reply it cannot parse."""
+        import struct
+
+        from smbprotocol.exceptions import SMBException
+        from spnego.exceptions import SpnegoError
+
+        return (*super().io_errors(), SMBException, SpnegoError, ValueError, struct.error)
+
     def _connect(self) -> Any:
         import smbclient
 
@@ -78,7 +89,7 @@ class SMBStorage(RemoteStorage):
 
         try:
             st = self.call(lambda: smbclient.stat(self._unc(b""), **self._kw()), "connecting")
-        except Exception as exc:
+        except self.io_errors() as exc:  # a share that cannot be used: one line naming the root (a bug is raised)
             raise self.unavailable(exc) from None
         if not st.st_file_attributes & FILE_ATTRIBUTE_DIRECTORY:
             raise self.unavailable(NotADirectoryError(errno.ENOTDIR, "not a folder"))

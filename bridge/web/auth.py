@@ -3,8 +3,8 @@
 Checks run in one ASGI middleware, before routing, so no endpoint can forget them:
 
 - with a token configured, every request except the dashboard's static shell and ``POST /api/login`` must
-  carry it (``Authorization: Bearer``, or the ``mediaidx_token`` cookie the login sets); compared with
-  ``hmac.compare_digest``;
+  carry it (``Authorization: Bearer``, or the ``mediaidx_token_PORT`` cookie the login sets, named after the
+  port the service listens on: see `cookie_name`); compared with ``hmac.compare_digest``;
 - without a token (loopback only), the ``Host`` header must name a loopback host, so a web page cannot
   reach the service through DNS rebinding;
 - a state-changing request whose ``Origin`` is another site is refused (no CSRF through a form post);
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 
-COOKIE = "mediaidx_token"
+COOKIE = "mediaidx_token"  # the one name every service used before cookies were named per port; now a prefix
 PUBLIC_PATHS = ("/", "/index.html", "/favicon.ico", "/api/login", "/api/logout")
 PUBLIC_PREFIXES = ("/static/",)
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -82,6 +82,21 @@ def _cookie(scope: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def cookie_name(scope: dict[str, Any]) -> str:
+    """The login cookie's name for the service that got this request: ``mediaidx_token_PORT``.
+
+    Browsers scope cookies by host, never by port, so two services on one host (two catalogs on 8765 and 8766)
+    sharing one name overwrote each other's login and sent each service the other's token. The name carries
+    the port of the socket the service listens on (the ASGI ``server`` address, not the ``Host`` header): it
+    differs between services on one host, stays the same across restarts on the same ``--http`` port (users
+    stay logged in), and does not change behind a TLS proxy that forwards to it. Without a port (a Unix
+    socket) the plain prefix is used.
+    """
+    server = scope.get("server")
+    port = server[1] if server and len(server) > 1 else None
+    return f"{COOKIE}_{int(port)}" if isinstance(port, int) else COOKIE
+
+
 def request_token(scope: dict[str, Any]) -> str | None:
     auth = _header(scope, b"authorization")
     if auth:
@@ -89,7 +104,7 @@ def request_token(scope: dict[str, Any]) -> str | None:
         if scheme.lower() == "bearer":
             return value.strip()
         return None
-    return _cookie(scope, COOKIE)
+    return _cookie(scope, cookie_name(scope))
 
 
 def _netloc(origin: str) -> str | None:

@@ -1,10 +1,11 @@
-"""The dashboard's login: it asks for the token once and the service keeps it in an HttpOnly cookie."""
+"""The dashboard's login: it asks for the token once and the service keeps it in an HttpOnly cookie, named
+after the service's port (``auth.cookie_name``) so two services on one host keep separate logins."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..auth import COOKIE, token_matches
+from ..auth import cookie_name, token_matches
 from ..deps import ctx
 from ..models import LoginIn
 
@@ -22,13 +23,15 @@ def login(request: Request, body: LoginIn) -> Response:
         raise Unauthorized("wrong token")
     resp = Response(status_code=204)
     if token:
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                        max_age=30 * 86400)
+        secure = request.url.scheme == "https"
+        name = cookie_name(request.scope)
+        resp.set_cookie(name, token, httponly=True, samesite="strict", secure=secure, max_age=30 * 86400)
     return resp
 
 
 @router.post("/logout", status_code=204, response_class=Response, summary="Forget the token cookie")
-def logout() -> Response:
+def logout(request: Request) -> Response:
     resp = Response(status_code=204)
-    resp.delete_cookie(COOKIE)
+    secure, name = request.url.scheme == "https", cookie_name(request.scope)
+    resp.delete_cookie(name, httponly=True, samesite="strict", secure=secure)
     return resp
