@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProbeError, ThumbnailError
+from ..errors import MediaIdxError, ProbeError, ThumbnailError
 from ..storage import Storage, StorageUnreachable, open_storage
 from .fingerprint import fingerprint_fileobj, fingerprint_path
 
@@ -69,7 +69,16 @@ def _storage(url: str) -> Storage:
 def analyze(task: Task) -> Outcome:
     """Do what ``task`` asks; every failure becomes part of the Outcome, never an exception."""
     out = Outcome(fingerprint=task.fingerprint)
-    storage = task.storage or _storage(task.root_url)
+    try:
+        storage = task.storage or _storage(task.root_url)
+    except MediaIdxError as exc:  # a root URL or credentials setup that cannot be used: not this file's fault
+        out.unreachable = str(exc)
+        return out
+    # What the storage's libraries raise for a server that refuses or fails (botocore's NoCredentialsError,
+    # asyncssh's errors...) is the storage's state, not this file's: reported like an unreachable server.
+    # Anything else is a bug and is raised.
+    root_storage = storage
+    library_errors = storage.io_errors() if hasattr(storage, "io_errors") else (OSError,)
     local = storage.local_path(task.relpath)
     if local is None and hasattr(storage, "one_file"):
         storage = storage.one_file(task.relpath, task.size)  # one connection and one block cache for all reads
@@ -92,6 +101,9 @@ def analyze(task: Task) -> Outcome:
         out.vanished = True
     except OSError as exc:
         out.error = f"cannot read: {exc.strerror or exc}"
+    except library_errors as exc:
+        out.unreachable = (str(root_storage.unavailable(exc)) if hasattr(root_storage, "unavailable")
+                           else str(exc))
     finally:
         if hasattr(storage, "release"):
             storage.release()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalog import search as search_mod
-from ..errors import NotFoundError
+from ..errors import NotFoundError, RootUnavailableError
 
 if TYPE_CHECKING:
     from ..indexer import MediaIndexer
@@ -45,6 +45,10 @@ def poster_on_demand(ix: MediaIndexer, asset_id: int) -> Path:
         folder, _, name = real.rpartition(b"/")
         url, rel = os.fsdecode(folder or b"/"), name
     out = analyze(Task(url, rel, a.size, a.kind, want_thumb=True, thumbs_dir=str(ix.thumbs_dir)))
+    if out.unreachable:  # the storage is down or refuses us: say so (503), not "no thumbnail" (404)
+        raise RootUnavailableError(out.unreachable if out.unreachable.startswith(url) else f"{url}: {out.unreachable}")
+    if out.vanished:
+        raise NotFoundError("the file is not there any more")
     if not out.thumb:
         raise NotFoundError(out.thumb_error or out.error or "no thumbnail for this asset")
     return ix.thumbs_dir / out.thumb

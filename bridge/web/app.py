@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import MediaIdxError, NotFoundError
+from ..errors import MediaIdxError, NotFoundError, RootUnavailableError
 from ..service.security import Forbidden
 from .auth import SecurityMiddleware
 from .context import WebContext
@@ -50,7 +50,7 @@ def _status_for(exc: MediaIdxError) -> int:
         return 403
     if isinstance(exc, Busy):
         return 409
-    if isinstance(exc, sessions.Unavailable):
+    if isinstance(exc, sessions.Unavailable | RootUnavailableError):  # a storage down is not the client's fault
         return 503
     return 400
 
