@@ -42,6 +42,7 @@ DATA_BUFFER = 1 << 20         # the data channel's receive buffer, reused
 DATA_SOCKET_BUFFER = 4 << 20  # the kernel's (SO_RCVBUF): larger batches, fewer wake-ups
 DATA_TIMEOUT_S = 30.0         # a bridge that sends nothing for this long: the fetch fails (and can resume)
 FETCH_REPLY_TIMEOUT_S = 300.0  # the answer to `fetch` (a resume first hashes the part on the bridge: big plates)
+ABANDONED_MAX = 1024          # fetch requests given up on, remembered so that a late reply is aborted
 
 
 def _hasher() -> Any:
@@ -122,6 +123,9 @@ class BridgeClient:
         self._stop = threading.Event()
         self._transfers: dict[Any, Transfer] = {}   # by fetch request id, until the bridge answers (IO thread)
         self._by_tid: dict[int, Transfer] = {}      # by transfer id, while chunks flow (IO thread)
+        # Fetch request ids this client stopped waiting for (IO thread): a late reply still opened a transfer on
+        # the bridge, which this client then aborts rather than leave it open until the bridge's idle sweep.
+        self._abandoned: dict[Any, None] = {}
         self._data_threads: list[threading.Thread] = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -457,6 +461,13 @@ class BridgeClient:
                 err = msg.get("error")
                 self.last_error = f"the bridge refused this session: {err.get('message') if isinstance(err, dict) else err}"
             return
+        if rid is not None and rid in self._abandoned:  # the answer to a fetch given up on: it is not wanted
+            del self._abandoned[rid]
+            result = msg.get("result") if msg.get("ok") else None
+            tid = result.get("transfer") if isinstance(result, dict) else None
+            if isinstance(tid, int) and not isinstance(tid, bool):
+                self._raw_send(sock, P.request("abort", {"transfer": tid}, deadline_ms=None))
+            return
         if rid is not None and rid in transfers:
             t = transfers.pop(rid)
             try:
@@ -512,6 +523,8 @@ class BridgeClient:
             limit = self._silence_allowed(t)
             if reason or (limit is not None and now - t._last_rx > limit):
                 del transfers[rid]
+                self._abandon(rid)
+                # unavailable: the bridge is gone; timeout: it is there (it answers pings) but did not answer this
                 self._fail(t, P.RemoteError(P.UNAVAILABLE if reason else P.TIMEOUT,
                                             f"{reason or 'no answer to the fetch'}; fetch again to resume"))
         for t in list(by_tid.values()):
@@ -525,11 +538,19 @@ class BridgeClient:
                 continue
             limit = self._silence_allowed(t)
             if reason or (limit is not None and now - t._last_rx > limit):
-                if not reason:
-                    self._raw_send(sock, P.request("abort", {"transfer": t.transfer_id}, deadline_ms=None))
+                # Aborted on the bridge even when it seems gone: one whose loop was only stalled comes back, and
+                # would otherwise hold the transfer until its idle sweep. (A restarted one ignores it.)
+                self._raw_send(sock, P.request("abort", {"transfer": t.transfer_id}, deadline_ms=None))
                 self._fail(t, P.RemoteError(
                     P.UNAVAILABLE, f"{reason or f'no data from the bridge for {limit:.0f} s'}; "
                                    "fetch again to resume"), by_tid)
+
+    def _abandon(self, rid: Any) -> None:
+        """Remember a fetch request this client no longer waits for, so that a late reply gets its transfer
+        aborted (`_on_frames`); the oldest are forgotten past ABANDONED_MAX."""
+        self._abandoned[rid] = None
+        while len(self._abandoned) > ABANDONED_MAX:
+            del self._abandoned[next(iter(self._abandoned))]
 
     def _silence_allowed(self, t: Transfer) -> float | None:
         """How long a frames fetch may hear nothing. Once chunks flow, DATA_TIMEOUT_S. Before the first one,

@@ -104,17 +104,26 @@ class DataChannel:
             for t, j in stale:
                 del self._tickets[t]
                 self._active.pop(j.tid, None)
-        for _, j in stale:
-            j.close()
+        _close_later([j for _, j in stale])
 
     def abort(self, tid: int, identity: bytes) -> None:
+        """The client's ``abort``: a transfer not connected yet loses its ticket and its file now (a client that
+        gave up on the fetch never comes), one streaming has its connection shut down."""
         with self._lock:
             job = self._active.get(tid)
-        if job is not None and job.identity == identity:
-            job.cancel.set()
-            if job.conn is not None:
-                with contextlib.suppress(OSError):
-                    job.conn.shutdown(socket.SHUT_RDWR)
+            if job is None or job.identity != identity:
+                return
+            unused = [ticket for ticket, j in self._tickets.items() if j is job]
+            for ticket in unused:
+                del self._tickets[ticket]
+            if unused:
+                self._active.pop(tid, None)
+        job.cancel.set()
+        if unused:
+            _close_later([job])
+        elif job.conn is not None:
+            with contextlib.suppress(OSError):
+                job.conn.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._closed.set()
@@ -123,8 +132,7 @@ class DataChannel:
             listeners = list(self._listeners.values())
             unused = list(self._tickets.values())
             self._tickets.clear()
-        for job in unused:  # offered, never connected: their files are still open
-            job.close()
+        _close_later(unused)  # offered, never connected: their files are still open
         for job in jobs:
             job.cancel.set()
             if job.conn is not None:
@@ -312,6 +320,13 @@ class DataChannel:
         if pos != job.size:
             raise OSError("aborted")
         return hasher.hexdigest()
+
+
+def _close_later(jobs: list[ChannelJob]) -> None:
+    """Close the jobs' files on a thread of their own: these callers run on the bridge's loop, and closing a
+    file on a mount that hangs (NFS, SMB) can wait as long as reading it."""
+    if jobs:
+        threading.Thread(target=lambda: [j.close() for j in jobs], name="mediaidx-data-close", daemon=True).start()
 
 
 class _Changed(Exception):

@@ -3,9 +3,11 @@
 One thread owns the ROUTER socket and does everything quick: decoding, validation, catalog queries,
 session bookkeeping, pushing shots, streaming file chunks under credit. Slow work (probes, thumbnails,
 scans) runs on worker threads with their own catalog connections and hands its replies and events back
-through a queue that wakes the loop. Same-host fetches move their bytes over the data channel
-(datachannel.py), on threads of their own. A malformed or oversized message gets an error reply or is dropped;
-nothing a peer sends can stop the loop.
+through a queue that wakes the loop. The loop never touches the files it serves: a mount that hangs (an NFS
+hard mount, a dead SMB share) would freeze every client. Path checks, opens and stats run on workers, and
+the bytes are read ahead by a thread per transfer (streaming.py); same-host fetches move their bytes over
+the data channel (datachannel.py), on threads of their own. A malformed or oversized message gets an error
+reply or is dropped; nothing a peer sends can stop the loop.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import zmq
 from blender_mediaidx.core import protocol as P
 
 from ..catalog import search as search_mod
-from ..errors import MediaIdxError, NotFoundError, UsageError
+from ..errors import MediaIdxError, NotFoundError, RootUnavailableError, UsageError
 from ..indexer import MediaIndexer
 from ..scan import ScanEvent
 from ..storage import is_remote
 from .datachannel import ChannelJob, DataChannel, kinds
 from .rootpolicy import RootPolicy
 from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
+from .streaming import LocalSource
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +72,15 @@ class Session:
 class OutTransfer:
     tid: int
     identity: bytes
-    fd: int
     size: int
     offset: int
     chunk: int
     credit: int
     hasher: Any
+    # Where the bytes come from, read ahead on a thread of its own (streaming.py): a LocalSource or a
+    # RemoteSource; None when the client already has the whole file (only fetch.done with the hash is owed).
+    source: Any = None
     last_activity: float = field(default_factory=time.monotonic)
-    source: Any = None  # a RemoteSource for files on remote roots (fd is -1 then)
     # Reused read buffers, each with the tracker of the send that still uses it: no allocation (and no
     # page faults) per chunk, and ZeroMQ sends straight from them without copying.
     buffers: list[tuple[bytearray, Any]] = field(default_factory=list)
@@ -145,6 +149,8 @@ def error_reply(rid: Any, exc: BaseException, what: str, *, other: str = P.BAD_R
         return P.error(rid, P.FORBIDDEN, str(exc))
     if isinstance(exc, NotFoundError | FileNotFoundError):
         return P.error(rid, P.NOT_FOUND, str(exc))
+    if isinstance(exc, RootUnavailableError):  # a storage down or refusing us: worth trying again later
+        return P.error(rid, P.UNAVAILABLE, str(exc))
     if isinstance(exc, MediaIdxError):
         return P.error(rid, other, str(exc))
     log.error("%s failed", what, exc_info=exc)
@@ -187,6 +193,9 @@ class BridgeServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mediaidx-worker")
+        # Opening and checking the local files clients name (fetch, scan roots): its own pool, so fetches stuck
+        # on a mount that hangs hold neither the loop nor the workers that probe and make thumbnails.
+        self._fs_pool = ThreadPoolExecutor(4, thread_name_prefix="mediaidx-fs")
         self._local = threading.local()
         self.stats = {"requests": 0, "bad": 0}
         self.data = DataChannel(self._post)  # the same-host data channel (datachannel.py)
@@ -250,6 +259,7 @@ class BridgeServer:
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(MediaIdxError("the bridge stopped"))
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._fs_pool.shutdown(wait=False, cancel_futures=True)  # one stuck on a dead mount must not hold exit
             for t in list(self.transfers.values()):
                 self._close_transfer(t)
             self.data.close()
@@ -591,16 +601,21 @@ class BridgeServer:
 
             root, rel = remote_contained(wanted, self._roots())
             return self._in_worker(identity, rid, lambda ix: probe_remote(root, rel))
-        path = contained(wanted, self._roots())
-        try:
-            regular = stat.S_ISREG(os.stat(path).st_mode)
-        except FileNotFoundError:
-            raise NotFoundError("the file is not there") from None
-        except OSError as exc:
-            raise Forbidden(f"cannot read the file: {exc.strerror}") from None
-        if not regular:  # a named pipe would hold a worker forever, a folder is no media
-            raise Forbidden("not a regular file: only files can be probed")
-        return self._in_worker(identity, rid, lambda ix: ix.probe(os.fsdecode(path)))
+        roots = self._roots()
+
+        def probe_local(ix: MediaIndexer) -> dict[str, Any]:  # on the worker: realpath and stat may hang too
+            path = contained(wanted, roots)
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except FileNotFoundError:
+                raise NotFoundError("the file is not there") from None
+            except OSError as exc:
+                raise Forbidden(f"cannot read the file: {exc.strerror}") from None
+            if not regular:  # a named pipe would hold a worker forever, a folder is no media
+                raise Forbidden("not a regular file: only files can be probed")
+            return ix.probe(os.fsdecode(path))
+
+        return self._in_worker(identity, rid, probe_local)
 
     def _thumbnail(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         asset_id = P.arg(args, "asset", int, required=True)
@@ -616,18 +631,33 @@ class BridgeServer:
 
         return self._in_worker(identity, rid, make)
 
-    def _scan(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+    def _scan(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         roots = P.arg(args, "roots", list, None) or self._roots()
         if not roots or not all(isinstance(r, str) for r in roots):
             raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
-        self.policy.check_scan(roots, self._roots())  # forbidden before anything starts, dry runs included
+        opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed", "analyze") if k in args}
+        registered = self._roots()
+
+        def check() -> None:
+            # On a worker: the check resolves symlinks of the root and the allowed folders, which waits as long
+            # as a mount that hangs. Forbidden before anything starts, dry runs included.
+            try:
+                self.policy.check_scan(roots, registered)
+                self.call_in_loop(lambda: self._start_scan(identity, rid, roots, opts), timeout=30)
+            except Exception as exc:
+                self._post(identity, error_reply(rid, exc, "scan", other=P.UNAVAILABLE))
+
+        self._fs_pool.submit(check)
+        return _NO_REPLY
+
+    def _start_scan(self, identity: bytes, rid: Any, roots: list[str], opts: dict[str, bool]) -> None:
+        """Loop thread: start the scan job unless one runs, and answer with its id before its first event."""
         running = next((j for j in self.jobs.values() if j.kind == "scan" and j.state == "running"), None)
         if running is not None:
             raise P.ProtocolError(P.CONFLICT, f"a scan is already running (job {running.id})")
         other = self.external_scan() if self.external_scan is not None else None
         if other:
             raise P.ProtocolError(P.CONFLICT, f"a scan is already running ({other})")
-        opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed", "analyze") if k in args}
         sender = self.sessions.get(identity)
         job = Job(self.new_job_id(), "scan", identity, threading.Event(), roots=list(roots), options=opts,
                   session=sender.name if sender else None)
@@ -668,15 +698,18 @@ class BridgeServer:
                 job.version += 1
             self._post(job.identity, P.event("job.done", done))
 
+        self._send(self._loop_sock, identity, P.ok(rid, {"job": job.id}))
         threading.Thread(target=run, name=f"mediaidx-scan-{job.id}", daemon=True).start()
-        return {"job": job.id}
 
     # -- fetch ------------------------------------------------------------------------------------------------
-    def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any]) -> dict[str, Any]:
+    def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+        """Answered from a worker: a local file may sit on a mount that hangs, so the loop only looks up the
+        catalog; path checks, the open, the stat and every read happen on other threads (`_fetch_local`)."""
         chunk = min(max(P.arg(args, "chunk", int, 1 << 20), 4096), MAX_CHUNK)
         window = min(max(P.arg(args, "window", int, 8), 1), MAX_WINDOW)
         offset = P.arg(args, "offset", int, 0)
         roots = self._roots()
+        resolve: Callable[[], bytes]
         if "asset" in args:
             url, rel = search_mod.native_path(self.ix._read_db().conn, P.arg(args, "asset", int, required=True))
             if is_remote(url):
@@ -684,79 +717,110 @@ class BridgeServer:
                     raise Forbidden("not inside any of the bridge's roots")
                 return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
-            path = contained(os.fsencode(url).rstrip(b"/") + b"/" + rel, roots)
+            full = os.fsencode(url).rstrip(b"/") + b"/" + rel
+            resolve = lambda: contained(full, roots)  # noqa: E731
         elif "thumbnail" in args:
             a = self.ix.get(P.arg(args, "thumbnail", int, required=True))
             if not a.thumb:
                 raise NotFoundError("this asset has no thumbnail yet")
-            path = os.fsencode(a.thumb)
+            thumb = os.fsencode(a.thumb)
+            resolve = lambda: thumb  # noqa: E731
         else:
             wanted = P.arg(args, "path", str, required=True)
             if "://" in wanted:
                 url, rel = remote_contained(wanted, roots)
                 return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
-            path = contained(wanted, roots)
-        try:
-            # O_NONBLOCK: opening a named pipe must not wait for a writer (it blocked the loop, the whole bridge)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            raise NotFoundError("the file is not there any more") from None
-        except OSError as exc:
-            raise Forbidden(f"cannot read the file: {exc.strerror}") from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # a folder, pipe or device: nothing a fetch can verify
-            os.close(fd)
-            raise Forbidden("not a regular file: only files can be fetched")
-        os.set_blocking(fd, True)
-        expect = args.get("expect")
-        if isinstance(expect, dict) and (expect.get("size") != st.st_size or expect.get("mtime_ns") != st.st_mtime_ns):
-            os.close(fd)
-            raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
-        if not 0 <= offset <= st.st_size:
-            os.close(fd)
-            raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.st_size} bytes)")
-        reply = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset, "hash": "xxh3_128",
-                 "chunk": chunk, "window": window}
-        kind = self._channel_kind(args)
-        if kind:  # the same-host data channel: the bytes (and the hashing) leave the loop
-            job = ChannelJob(self._new_tid(), identity, st.st_size, offset, st.st_mtime_ns, fd=fd)
-            return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
-        hasher = xxhash.xxh3_128()
-        if not offset:
-            t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
-            self.transfers[t.tid] = t
-            return {"transfer": t.tid, **reply}
+            resolve = lambda: contained(wanted, roots)  # noqa: E731
+        return self._fetch_local(identity, rid, resolve, offset, chunk, window, args.get("expect"),
+                                 self._channel_kind(args))
 
-        # A resumed fetch is verified over the whole file, so the bridge hashes what the client already has:
-        # on a worker (a 100 GB plate takes seconds), then the transfer starts back on the loop.
-        registered: list[int] = []
+    def _fetch_local(self, identity: bytes, rid: Any, resolve: Callable[[], bytes], offset: int, chunk: int,
+                     window: int, expect: Any, kind: str | None) -> object:
+        """A local file, the way `_fetch_remote` serves a remote one: containment (realpath), open and stat run
+        on a worker of their own pool, the bytes on a LocalSource or data-channel thread. A mount that hangs
+        (an NFS hard mount, a dead SMB share) then holds up that fetch only, never the loop and the other
+        clients. The transfer is registered, and the reply sent, on the loop thread: the reply always goes out
+        before the first chunk. Whoever holds the fd closes it: this worker until the transfer is registered,
+        then the source's thread or the data channel."""
+        lock = threading.Lock()
+        state = {"registered": False, "abandoned": False}
 
-        def register() -> None:  # on the loop thread, so the reply goes out before the first chunk
-            registered.append(fd)
-            t = OutTransfer(self._new_tid(), identity, fd, st.st_size, offset, chunk, window, hasher)
-            self.transfers[t.tid] = t
-            self._send(self._loop_sock, identity, P.ok(rid, {"transfer": t.tid, **reply}))
+        def prepare() -> tuple[int, os.stat_result, Any]:
+            path = resolve()  # Forbidden outside the roots
+            try:
+                # O_NONBLOCK: opening a named pipe must not wait for a writer
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            except FileNotFoundError:
+                raise NotFoundError("the file is not there any more") from None
+            except OSError as exc:
+                raise Forbidden(f"cannot read the file: {exc.strerror}") from None
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):  # a folder, pipe or device: nothing a fetch can verify
+                    raise Forbidden("not a regular file: only files can be fetched")
+                os.set_blocking(fd, True)
+                if isinstance(expect, dict) and (expect.get("size") != st.st_size
+                                                 or expect.get("mtime_ns") != st.st_mtime_ns):
+                    raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
+                if not 0 <= offset <= st.st_size:
+                    raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.st_size} bytes)")
+                hasher = xxhash.xxh3_128()
+                if not kind and offset and offset >= st.st_size:  # the client has it all: only the hash is owed
+                    buf = memoryview(bytearray(8 << 20))
+                    pos = 0
+                    while n := os.preadv(fd, [buf], pos):
+                        hasher.update(buf[:n])
+                        pos += n
+                    fd, done = -1, fd
+                    os.close(done)
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                raise
+            return fd, st, hasher
+
+        def register(fd: int, st: os.stat_result, hasher: Any) -> None:  # on the loop thread
+            with lock:
+                if state["abandoned"]:
+                    return
+                state["registered"] = True
+            reply: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset,
+                                     "hash": "xxh3_128", "chunk": chunk, "window": window}
+            if kind:  # the same-host data channel: the bytes (and the hashing) leave the loop
+                job = ChannelJob(self._new_tid(), identity, st.st_size, offset, st.st_mtime_ns, fd=fd)
+                reply = {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
+            else:
+                source = None
+                if fd >= 0:  # LocalSource hashes a resumed client's part first, then reads ahead
+                    source = LocalSource(fd, st.st_size, offset, chunk, window, hasher, self._wake)
+                t = OutTransfer(self._new_tid(), identity, st.st_size, offset, chunk, window, hasher, source)
+                self.transfers[t.tid] = t
+                reply = {"transfer": t.tid, **reply}
+            self._send(self._loop_sock, identity, P.ok(rid, reply))
 
         def run() -> None:
+            fd = -1
             try:
-                pos = 0
-                buf = bytearray(8 << 20)
-                while pos < offset:
-                    n = os.preadv(fd, [memoryview(buf)[:min(len(buf), offset - pos)]], pos)
-                    if not n:
-                        break
-                    hasher.update(memoryview(buf)[:n])
-                    pos += n
-                self.call_in_loop(register, timeout=30)
+                fd, st, hasher = prepare()
+                self.call_in_loop(lambda: register(fd, st, hasher), timeout=30)
             except Exception as exc:
-                if not registered:  # else the transfer owns the file now
-                    os.close(fd)
-                log.info("resumed fetch not started: %s", exc)
-                self._post(identity, P.error(rid, P.UNAVAILABLE, f"cannot resume: {exc}"))
+                with lock:
+                    if state["registered"]:  # the transfer owns the file and the reply went out
+                        return
+                    state["abandoned"] = True
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                self._post(identity, error_reply(rid, exc, "fetch", other=P.UNAVAILABLE))
 
-        self._pool.submit(run)
+        self._fs_pool.submit(run)
         return _NO_REPLY
+
+    def _wake(self) -> None:
+        """From any thread: wake the loop (a read-ahead source has a chunk ready)."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
 
     def _new_tid(self) -> int:
         self._next_tid += 1
@@ -821,15 +885,11 @@ class BridgeServer:
                 job = ChannelJob(self._new_tid(), identity, st.size, offset, st.mtime_ns, storage=storage, rel=rel)
                 reply = {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
             else:
-                def wake() -> None:
-                    with contextlib.suppress(OSError):
-                        os.write(self._wake_w, b"x")
-
                 source = None
                 if not (offset and offset >= st.size):
                     # read-ahead of at most 8 chunks: memory per transfer stays bounded whatever the window
-                    source = RemoteSource(storage, rel, st.size, offset, chunk, min(window + 2, 8), hasher, wake)
-                t = OutTransfer(self._new_tid(), identity, -1, st.size, offset, chunk, window, hasher, source=source)
+                    source = RemoteSource(storage, rel, st.size, offset, chunk, min(window + 2, 8), hasher, self._wake)
+                t = OutTransfer(self._new_tid(), identity, st.size, offset, chunk, window, hasher, source)
                 self.transfers[t.tid] = t
                 reply = {"transfer": t.tid, **reply}
             self._send(self._loop_sock, identity, P.ok(rid, reply))
@@ -874,14 +934,11 @@ class BridgeServer:
                 if buf is None:
                     break  # every buffer is still being sent: next turn
                 held[t.identity] += (len(t.buffers) - had) * t.chunk
-                try:
-                    if t.source is not None:
-                        got = t.source.read_into(memoryview(buf)[:min(t.chunk, t.size - t.offset)], t.offset)
-                        if got is None:
-                            break  # still on its way from the storage: the source wakes the loop
-                        n = got
-                    else:
-                        n = os.preadv(t.fd, [memoryview(buf)[:min(t.chunk, t.size - t.offset)]], t.offset)
+                try:  # never a read here: a source reads on its own thread (a hung mount stalls only it)
+                    got = t.source.read_into(memoryview(buf)[:min(t.chunk, t.size - t.offset)], t.offset)
+                    if got is None:
+                        break  # still on its way from the file: the source wakes the loop
+                    n = got
                 except OSError as exc:
                     self._send(sock, t.identity, P.event("fetch.error", {"transfer": t.tid, "code": P.UNAVAILABLE,
                                                                           "message": exc.strerror or str(exc)}))
@@ -923,10 +980,7 @@ class BridgeServer:
     def _close_transfer(self, t: OutTransfer) -> None:
         self.transfers.pop(t.tid, None)
         if t.source is not None:
-            t.source.close()
-            return
-        with contextlib.suppress(OSError):
-            os.close(t.fd)
+            t.source.close()  # its thread closes the file: a close can hang on a dead mount too
 
 
 _NO_REPLY = object()

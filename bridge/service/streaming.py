@@ -1,21 +1,27 @@
-"""Fetching files that live on remote roots (S3, SMB, SFTP) for Blender sessions that cannot reach them.
+"""Reading the files the bridge streams as ZeroMQ frames, off its loop thread: local files and remote ones.
 
-The bridge's loop must never wait on the network, so a ``RemoteSource`` reads ahead on its own thread:
-it opens the object through its ``Storage``, hashes the part a resumed client already has, then reads
-chunks in order into a small queue and wakes the loop. The loop sends what is ready under the client's
-credit, exactly as for local files; a full queue stops the reader, so memory stays at ``depth`` chunks.
+The bridge's loop must never wait on a file system or the network: a local file may sit on a NAS mount that
+hangs (an NFS hard mount, a dead SMB share), a remote one behind a server that stops answering. So every
+frames transfer reads through a ``ReadAheadSource``: a thread of its own opens the file, hashes the part a
+resumed client already has, then reads chunks in order and wakes the loop. The loop sends what is ready under
+the client's credit; at most ``depth`` chunks are read ahead, so memory per transfer stays bounded, and a
+read that hangs holds up only its own transfer. ``LocalSource`` reads an fd the bridge opened (on a worker)
+into reused buffers; ``RemoteSource`` reads a remote root's object through its ``Storage``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..storage import Storage, StorageUnreachable, open_storage
 
 PREFIX_READ = 8 << 20
+LOCAL_READ_AHEAD = 8 << 20  # bytes a local source reads ahead (at least two chunks: one read while one is sent)
 
 _storages: dict[str, Storage] = {}
 _lock = threading.Lock()
@@ -30,88 +36,184 @@ def storage_for_root(url: str) -> Storage:
         return st
 
 
-class RemoteSource:
-    """Chunks of one remote file, read ahead by a thread; ``read_into`` never blocks."""
+_EOF = object()  # the file ended before its size: it shrank under us
 
-    def __init__(self, storage: Storage, relpath: bytes, size: int, offset: int, chunk: int, depth: int,
-                 hasher: Any, wake: Callable[[], None]) -> None:
-        self.storage = storage
-        self.relpath = relpath
+
+class ReadAheadSource:
+    """Chunks of one file from ``offset``, read ahead in order by a thread of its own; ``read_into`` never
+    blocks. Subclasses say how to open and read the file (`_open`, `_read`, `_recycle`)."""
+
+    thread_name = "mediaidx-read-ahead"
+
+    def __init__(self, size: int, offset: int, chunk: int, depth: int, hasher: Any,
+                 wake: Callable[[], None]) -> None:
         self.size = size
         self.chunk = chunk
         self.hasher = hasher
         self.wake = wake
-        self.q: queue.Queue[tuple[int, bytes] | BaseException] = queue.Queue(max(depth, 2))
+        # Chunks read and not yet copied out by the loop: one slot each, so at most ``depth`` are held.
+        self._slots = threading.Semaphore(max(depth, 2))
+        self.q: queue.SimpleQueue[tuple[int, Any] | BaseException | object] = queue.SimpleQueue()
         self.stop = threading.Event()
-        self.pending: tuple[int, bytes] | None = None
-        self.thread = threading.Thread(target=self._run, args=(offset,), name="mediaidx-remote-fetch", daemon=True)
+        self.pending: tuple[int, memoryview, Any] | None = None  # (file offset, bytes left, what to recycle)
+        self.thread = threading.Thread(target=self._run, args=(offset,), name=self.thread_name, daemon=True)
         self.thread.start()
 
-    def _put(self, item: tuple[int, bytes] | BaseException) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.2)
-                self.wake()
-                return True
-            except queue.Full:
-                continue
-        return False
+    # -- what a kind of file provides (reader thread) ------------------------------------------------------------
+    def _open(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _read(self, fh: Any, pos: int, n: int) -> Any:
+        """Up to ``n`` bytes at ``pos`` (a bytes-like object; empty at the end of the file)."""
+        raise NotImplementedError
+
+    def _recycle(self, data: Any) -> None:
+        """``data`` (from `_read`) is no longer used."""
+
+    # -- reader thread ---------------------------------------------------------------------------------------------
+    def _put(self, item: tuple[int, Any] | BaseException | object) -> None:
+        self.q.put(item)
+        self.wake()
 
     def _run(self, offset: int) -> None:
         try:
-            with self.storage.open(self.relpath, self.size) as fh:  # type: ignore[call-arg]
+            with self._open() as fh:
                 pos = 0
                 while pos < offset and not self.stop.is_set():  # a resumed fetch is verified over the whole file
-                    fh.seek(pos)
-                    data = fh.read(min(PREFIX_READ, offset - pos))
-                    if not data:
+                    data = self._read(fh, pos, min(PREFIX_READ, offset - pos))
+                    if not len(data):
                         break
                     self.hasher.update(data)
                     pos += len(data)
+                    self._recycle(data)
                 pos = offset
                 while pos < self.size and not self.stop.is_set():
-                    fh.seek(pos)
-                    data = fh.read(min(self.chunk, self.size - pos))
-                    if not data:
-                        raise OSError("the file changed during the transfer")
-                    if not self._put((pos, data)):
+                    while not self._slots.acquire(timeout=0.2):  # the loop has not taken the chunks read ahead
+                        if self.stop.is_set():
+                            return
+                    data = self._read(fh, pos, min(self.chunk, self.size - pos))
+                    if not len(data):
+                        self._put(_EOF)
                         return
+                    self._put((pos, data))
                     pos += len(data)
         except BaseException as exc:  # handed to the loop, which reports it to the client
-            self._put(exc)
+            if not self.stop.is_set():
+                self._put(exc)
 
+    # -- the loop thread -----------------------------------------------------------------------------------------
     def ready(self) -> bool:
         return self.pending is not None or not self.q.empty()
 
     def read_into(self, buf: memoryview, offset: int) -> int | None:
-        """Copy the chunk at ``offset`` into ``buf``; None when it has not arrived yet."""
+        """Copy the bytes at ``offset`` into ``buf``: how many (0: the file ended early), or None when they have
+        not been read yet (the source wakes the loop when they are). A read error is raised as OSError."""
         if self.pending is None:
             try:
                 item = self.q.get_nowait()
             except queue.Empty:
                 return None
+            if item is _EOF:
+                return 0
             if isinstance(item, BaseException):
                 if isinstance(item, StorageUnreachable):
                     raise OSError(item.errno, f"the storage stopped answering ({item.strerror})")
                 if isinstance(item, OSError):
                     raise item
                 raise OSError(f"{type(item).__name__}: {item}")
-            self.pending = item
-        pos, data = self.pending
+            pos, data = item  # type: ignore[misc]
+            self.pending = (pos, memoryview(data).cast("B"), data)
+        pos, view, data = self.pending
         if pos != offset:
-            raise OSError("remote chunks out of order")
-        n = min(len(buf), len(data))
-        buf[:n] = data[:n]
-        self.pending = (pos + n, data[n:]) if n < len(data) else None
+            raise OSError("chunks read out of order")
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        if n < len(view):
+            self.pending = (pos + n, view[n:], data)
+        else:
+            self.pending = None
+            view.release()
+            self._recycle(data)
+            self._slots.release()
         return n
 
     def close(self) -> None:
+        """Stop reading (from the loop): the reader thread ends, and closes the file, once its current read
+        returns; nothing here waits for it."""
         self.stop.set()
-        while True:  # unblock a reader waiting on a full queue
+        self.pending = None
+        while True:
             try:
                 self.q.get_nowait()
             except queue.Empty:
                 break
+
+
+class LocalSource(ReadAheadSource):
+    """A local file by the fd the bridge opened for it (on a worker, after its checks). The source owns the fd
+    from here on: its reader thread closes it when it ends, so neither a hung read nor a hung close ever waits
+    on the loop. Chunks are read into a few reused buffers (no allocation per chunk)."""
+
+    thread_name = "mediaidx-local-fetch"
+
+    def __init__(self, fd: int, size: int, offset: int, chunk: int, window: int, hasher: Any,
+                 wake: Callable[[], None]) -> None:
+        self.fd = fd
+        self._free: list[bytearray] = []  # the reader takes, the loop gives back: under _free_lock
+        self._free_lock = threading.Lock()
+        # No more chunks ahead than the client may have in flight, nor more than LOCAL_READ_AHEAD bytes.
+        self.depth = max(2, min(window + 2, LOCAL_READ_AHEAD // chunk))
+        super().__init__(size, offset, chunk, self.depth, hasher, wake)
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[int]:
+        try:
+            yield self.fd
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+    def _read(self, fd: int, pos: int, n: int) -> memoryview:
+        with self._free_lock:
+            buf = next((b for b in self._free if len(b) >= n), None)
+            if buf is not None:
+                self._free.remove(buf)
+        if buf is None:
+            buf = bytearray(max(n, self.chunk))
+        view = memoryview(buf)[:n]
+        got = 0
+        while got < n:  # a short read is not the end of the file (network file systems return them)
+            k = os.preadv(fd, [view[got:]], pos + got)
+            if not k:
+                break
+            got += k
+        return view[:got]
+
+    def _recycle(self, data: Any) -> None:
+        buf = data.obj if isinstance(data, memoryview) else None
+        if isinstance(buf, bytearray):
+            with self._free_lock:
+                if len(self._free) <= self.depth:
+                    self._free.append(buf)
+
+
+class RemoteSource(ReadAheadSource):
+    """A file on a remote root, through its Storage (ranged reads, retries and timeouts there)."""
+
+    thread_name = "mediaidx-remote-fetch"
+
+    def __init__(self, storage: Storage, relpath: bytes, size: int, offset: int, chunk: int, depth: int,
+                 hasher: Any, wake: Callable[[], None]) -> None:
+        self.storage = storage
+        self.relpath = relpath
+        super().__init__(size, offset, chunk, depth, hasher, wake)
+
+    def _open(self) -> contextlib.AbstractContextManager[Any]:
+        return self.storage.open(self.relpath, self.size)  # type: ignore[call-arg,return-value]
+
+    def _read(self, fh: Any, pos: int, n: int) -> bytes:
+        fh.seek(pos)
+        return fh.read(n)
 
 
 def probe_remote(root: str, relpath: bytes) -> dict[str, Any]:

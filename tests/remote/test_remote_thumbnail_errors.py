@@ -70,3 +70,22 @@ def test_deleted_object_is_404(s3_clip: tuple[S3Remote, int, TestClient]) -> Non
     r.delete("reel/c.mp4")
     got = client.get(f"/api/assets/{asset_id}/thumbnail")
     assert got.status_code == 404 and "not there" in got.json()["error"]["message"]
+
+
+def test_bridge_thumbnail_of_a_storage_down_is_unavailable(s3_clip: tuple[S3Remote, int, TestClient], tmp_path: Path,
+                                                          bridge_process) -> None:
+    """The ZeroMQ thumbnail op: `unavailable` (worth asking again later), not `bad_request`."""
+    from blender_mediaidx.core import protocol as P
+    from blender_mediaidx.core.client import BridgeClient
+
+    r, asset_id, _client = s3_clip
+    bridge = bridge_process(tmp_path / "cat.sqlite", tmp_path / "cache")
+    c = BridgeClient(bridge.endpoint, name="thumbs").start()
+    try:
+        assert c.wait(lambda: c.state == "connected", 10), c.last_error
+        r.stop()
+        with pytest.raises(P.RemoteError) as err:
+            c.call("thumbnail", {"asset": asset_id}, timeout_s=60)
+        assert err.value.code == P.UNAVAILABLE and r.url in str(err.value) and SECRET not in str(err.value)
+    finally:
+        c.stop()
