@@ -117,6 +117,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     ("bad refine", r"--refine 'FOCLA'"),
     ("extra offset", "more --offset values than --witness plates"),
     ("out under a file", r"cannot create the output folder .*blocker is not a folder"),
+    ("bad formats", r"--formats: unknown 'nuke'"),
 ])
 def test_bad_input_fails_the_dry_run_in_one_line_and_writes_nothing(plates: dict[str, str], tmp_path: Path,
                                                                    bad_inputs: dict[str, Path], case: str,
@@ -140,6 +141,8 @@ def test_bad_input_fails_the_dry_run_in_one_line_and_writes_nothing(plates: dict
         extra = ["--refine", "FOCLA"]
     elif case == "extra offset":
         extra = ["--offset", "2"]
+    elif case == "bad formats":
+        extra = ["--formats", "chan,nuke"]
     else:
         out = bad_inputs["blocker"] / "out"
     r = mediaidx("track", hero, *extra, "--out", str(out), "--dry-run", catalog=tmp_path / "cat.sqlite")
@@ -160,3 +163,18 @@ def test_the_real_run_refuses_the_same_inputs_before_starting_blender(plates: di
             with pytest.raises(MediaIdxError, match=message):
                 call(plates["hero"], tmp_path / "out", **kwargs)  # type: ignore[operator]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not HAS_BPY, reason="the real run needs bpy (Blender as a Python module)")
+def test_formats_from_the_command_line_choose_the_exports(plates: dict[str, str], tmp_path: Path) -> None:
+    """`mediaidx track --formats chan,json`: the plan and the run write those exports (plus lens, plate and
+    shot.json) and nothing else; run_track took formats but the command had no way to pass them."""
+    out = tmp_path / "out"
+    args = ["track", plates["hero"], "--formats", "chan,json", "--out", str(out), "--json"]
+    dry = mediaidx(*args, "--dry-run", catalog=tmp_path / "cat.sqlite")
+    assert dry.returncode == 0, dry.stderr
+    planned = {Path(p["path"]).name for p in json.loads(dry.stdout)["plan"]}
+    assert planned == {"hero_ZXY_35x19.7.chan", "hero_2d.json", "hero_lens.json", "hero_plate.json", "shot.json"}
+    real = mediaidx(*args, catalog=tmp_path / "cat.sqlite")
+    assert real.returncode == 0, real.stderr[-2000:]
+    assert {p.name for p in out.iterdir()} == planned

@@ -551,6 +551,9 @@ def track(
     refine: Annotated[str, typer.Option(help="FOCAL, FOCAL+PRINCIPAL, FOCAL+RADIAL or NONE.")] = "FOCAL",
     name: Annotated[str, typer.Option(help="Shot name in shot.json.")] = "shot",
     save_blend: Annotated[bool, typer.Option(help="Also save the solved scene as shot.blend.")] = False,
+    formats: Annotated[str | None, typer.Option(
+        help="Exports per camera, comma-separated: chan, fbx, abc, 3de, csv, json (default: all). Lens and plate "
+             "JSON and shot.json are always written.")] = None,
     dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -563,7 +566,7 @@ def track(
     plates = [resolve_plate(ix, p) for p in [hero, *(witness or [])]]
     if dry_run:
         plan = plan_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
-                          sensor_width=sensor_width, fps=fps, refine=refine, save_blend=save_blend)
+                          sensor_width=sensor_width, fps=fps, refine=refine, save_blend=save_blend, formats=formats)
         if as_json:
             render.print_json({"dry_run": True, "plan": [p.to_dict() for p in plan]})
         else:
@@ -572,7 +575,7 @@ def track(
     with render.progress_bar(as_json, "tracking") as update:
         summary = run_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
                             sensor_width=sensor_width, fps=fps, refine=refine, name=name, save_blend=save_blend,
-                            progress=update)
+                            formats=formats, progress=update)
     if as_json:
         render.print_json(summary)
     else:
