@@ -5,6 +5,11 @@ convention: Z up world, camera looking down its local -Z with local +Y up), the 
 the principal point. Pixel convention: pixel (i, j) covers [i, i+1) x [j, j+1), so its centre is at
 (i + 0.5, j + 0.5); y counts up from the bottom edge, as in Blender's clip editor.
 
+Anamorphic plates (``pixel_aspect`` != 1) follow Blender's tracking camera: a stored pixel is shown
+``pixel_aspect`` times as wide as it is tall, ``focal_px`` is the horizontal focal length in stored pixels and the
+vertical one is ``focal_px * pixel_aspect`` (libmv solves in rows scaled by 1 / pixel_aspect). They are written as
+a lossless movie whose container carries the sample aspect ratio, as a camera or a transcode would.
+
 Why not Cycles: a numpy splat renderer makes a 48-frame 640x360 plate in about a second, renders the exact
 pinhole projection (no anti-aliasing or filter to model) and needs no Blender, so the truth is exact.
 """
@@ -13,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +38,17 @@ class CameraTruth:
     sensor_width_mm: float
     first_frame: int
     matrices: list[list[list[float]]] = field(default_factory=list)  # per frame 4x4, row-major
-    pattern: str = ""  # the first frame's path
+    pattern: str = ""  # the first frame's path (the movie's, for a movie plate)
+    pixel_aspect: float = 1.0  # width / height of a stored pixel on screen (the sample aspect ratio)
 
     @property
     def focal_mm(self) -> float:
         return self.focal_px * self.sensor_width_mm / self.width
+
+    @property
+    def focal_y_px(self) -> float:
+        """The vertical focal length in stored pixels (Blender's convention: focal_px x pixel_aspect)."""
+        return self.focal_px * self.pixel_aspect
 
     @property
     def principal_px(self) -> tuple[float, float]:
@@ -53,7 +66,7 @@ class CameraTruth:
         cx, cy = self.principal_px
         with np.errstate(divide="ignore", invalid="ignore"):
             x = cx + self.focal_px * cam[:, 0] / depth
-            y = cy + self.focal_px * cam[:, 1] / depth
+            y = cy + self.focal_y_px * cam[:, 1] / depth
         return np.stack([x, y], axis=1), depth
 
     def save(self, path: Path) -> None:
@@ -112,21 +125,27 @@ def render_frame(truth: CameraTruth, index: int, xyz: np.ndarray, size: np.ndarr
     img = np.full((h, w), 0.5, dtype=np.float32)
     pix, depth = truth.project(xyz, index)
     radius = truth.focal_px * size / np.where(depth > 0, depth, np.inf)
+    squeeze = truth.pixel_aspect  # a splat is round on screen: pixel_aspect times taller than wide, stored
     order = np.argsort(-depth)
     for i in order:
         if depth[i] <= 0.2:
             continue
         x, y, r = pix[i, 0], pix[i, 1], max(radius[i], 0.8)
+        ry = max(radius[i] * squeeze, 0.8)
         reach = math.ceil(3 * r)
+        reach_y = math.ceil(3 * ry) if squeeze != 1 else reach
         col0, col1 = math.floor(x) - reach, math.floor(x) + reach + 1
         row_c = h - y  # distance from the top edge
-        row0, row1 = math.floor(row_c) - reach, math.floor(row_c) + reach + 1
+        row0, row1 = math.floor(row_c) - reach_y, math.floor(row_c) + reach_y + 1
         if col1 < 0 or row1 < 0 or col0 >= w or row0 >= h:
             continue
         c0, c1, r0, r1 = max(col0, 0), min(col1, w), max(row0, 0), min(row1, h)
         cols = np.arange(c0, c1) + 0.5
         rows = np.arange(r0, r1) + 0.5
-        d2 = (cols[None, :] - x) ** 2 + (rows[:, None] - row_c) ** 2
+        if squeeze != 1:  # rows in units of the column width, so the one radius applies
+            d2 = (cols[None, :] - x) ** 2 + ((rows[:, None] - row_c) * (r / ry)) ** 2
+        else:
+            d2 = (cols[None, :] - x) ** 2 + (rows[:, None] - row_c) ** 2
         alpha = np.exp(-d2 / (2 * (r / 1.6) ** 2)) * 0.95
         patch = img[r0:r1, c0:c1]
         img[r0:r1, c0:c1] = patch * (1 - alpha) + grey[i] * alpha
@@ -159,20 +178,49 @@ def camera_path(kind: str, frames: int) -> list[np.ndarray]:
 
 def make_plate(folder: Path, kind: str = "hero", frames: int = 48, width: int = 640, height: int = 360,
                focal_px: float = 520.0, sensor_width_mm: float = 36.0, first_frame: int = 1,
-               seed: int = 7, name: str | None = None) -> CameraTruth:
-    """Write `name.####.png` frames and `name.truth.json` into `folder`; returns the truth."""
+               seed: int = 7, name: str | None = None, pixel_aspect: Fraction | float = 1) -> CameraTruth:
+    """Write `name.####.png` frames and `name.truth.json` into `folder`; returns the truth. With a
+    ``pixel_aspect`` other than 1 (an exact ratio, e.g. Fraction(4, 3)), `width` x `height` are the stored
+    pixels, `focal_px` is horizontal in them, and the plate is one lossless movie, `name.mov` (PNG), whose
+    sample aspect ratio is ``pixel_aspect``; its first frame is 1."""
     folder.mkdir(parents=True, exist_ok=True)
     name = name or kind
+    sar = Fraction(pixel_aspect).limit_denominator(65535)
+    if sar <= 0:
+        raise ValueError(f"pixel aspect {pixel_aspect} is not > 0")
     truth = CameraTruth(name=name, width=width, height=height, focal_px=focal_px,
-                        sensor_width_mm=sensor_width_mm, first_frame=first_frame,
-                        matrices=[m.tolist() for m in camera_path(kind, frames)])
+                        sensor_width_mm=sensor_width_mm, first_frame=first_frame if sar == 1 else 1,
+                        matrices=[m.tolist() for m in camera_path(kind, frames)], pixel_aspect=float(sar))
     xyz, size, grey = scene_points(seed=seed)
-    for i in range(frames):
-        frame = render_frame(truth, i, xyz, size, grey)
-        Image.fromarray(frame, mode="L").convert("RGB").save(folder / f"{name}.{first_frame + i:04d}.png")
-    truth.pattern = str(folder / f"{name}.{first_frame:04d}.png")
+    images = (render_frame(truth, i, xyz, size, grey) for i in range(frames))
+    if sar == 1:
+        for i, frame in enumerate(images):
+            Image.fromarray(frame, mode="L").convert("RGB").save(folder / f"{name}.{first_frame + i:04d}.png")
+        truth.pattern = str(folder / f"{name}.{first_frame:04d}.png")
+    else:
+        truth.pattern = str(write_movie(folder / f"{name}.mov", images, sar))
     truth.save(folder / f"{name}.truth.json")
     return truth
+
+
+def write_movie(path: Path, images: Iterable[np.ndarray], sample_aspect: Fraction, rate: int = 24) -> Path:
+    """8-bit grey frames as a lossless PNG-in-QuickTime movie whose `pasp` atom carries the sample aspect ratio,
+    where ffmpeg and so Blender and the bridge's probe read it (FFV1 in Matroska loses it through PyAV)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("png", rate=rate)
+        stream.pix_fmt = "rgb24"
+        for i, image in enumerate(images):
+            if i == 0:
+                stream.height, stream.width = image.shape
+                stream.codec_context.sample_aspect_ratio = sample_aspect
+            rgb = np.repeat(image[:, :, None], 3, axis=2)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
 
 
 def camera_similarity(solved: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -68,9 +68,10 @@ def solved_camera(scene: bpy.types.Scene, clip: bpy.types.MovieClip, name: str |
     cam.lens = tcam.focal_length
     w, h = clip.size
     px, py = tcam.principal_point_pixels
-    # Blender normalises both shifts by the width (the fitted side); a row is 1 / pixel_aspect of a column.
-    cam.shift_x = (px - w / 2) / w
-    cam.shift_y = (py - h / 2) / (w * tcam.pixel_aspect)
+    # Blender normalises both shifts by the width (the fitted side), a row being 1 / pixel_aspect of a column;
+    # a principal point right of / above the centre is a negative shift (BKE_tracking_camera_shift_get).
+    cam.shift_x = (w / 2 - px) / w
+    cam.shift_y = (h / 2 - py) / (w * tcam.pixel_aspect)
     return obj
 
 

@@ -28,7 +28,8 @@ CONVENTIONS = {
     "world": "Blender: Z up; units of the hero's solve (arbitrary scale, no survey distances applied)",
     "camera": "looks down local -Z, local +Y up; exported matrices are rigid (no scale)",
     "chan": "Y up (Nuke), rotation order ZXY, degrees, last column the vertical field of view",
-    "pixels": "origin at the lower-left corner of the lower-left pixel, +0.5 at a pixel centre, y up",
+    "pixels": "origin at the lower-left corner of the lower-left pixel, +0.5 at a pixel centre, y up; the "
+              "plate's stored pixels (an anamorphic plate's are not de-squeezed: see each lens's pixel_aspect)",
     "frames": "scene frames on the hero's timeline; a witness's first image sits at the hero's first frame "
               "+ offset_frames",
 }
