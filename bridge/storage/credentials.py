@@ -229,31 +229,43 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
     kind = u.scheme
     environ = os.environ if environ is None else environ  # type: ignore[assignment]
     creds = Credentials()
+    # Whose account each option came with: a password from a source that names another user is that user's.
+    owner: dict[str, str | None] = {}
+    env_user = environ.get(ENV[kind].get("username", "")) or None
     for key, var in ENV[kind].items():
         if environ.get(var):
             creds.options[key] = environ[var]
             creds.sources[key] = "env"
+            owner[key] = env_user
     tables = load_config() if config is None else config
     for prefix in tables:
-        if _canon_prefix(prefix) is None:  # a typo must not silently drop the settings it holds
-            raise UsageError(f"{config_path()}: [{prefix}] is not a storage URL (s3://bucket, "
+        # A typo must not silently drop the settings it holds; a table meant for another kind of storage (or
+        # no scheme at all) is refused only by that kind's roots, so an S3 typo does not stop an SFTP root.
+        if _canon_prefix(prefix) is None and _table_kind(prefix) in (kind, None):
+            raise UsageError(f"{config_path()}: [{_shown_table(prefix)}] is not a storage URL (s3://bucket, "
                              "s3+https://host/bucket, smb://server[/share], sftp://host); fix or remove it")
     # A table that names no user covers the server for every user: ["smb://nas"] applies to smb://alice@nas/x
     urls = {u.url, replace(u, user=None).url}
     matches = sorted((p for p in tables if any(_prefix_matches(_canon_prefix(p) or "", c) for c in urls)),
                      key=lambda p: len(_canon_prefix(p) or ""))
     for prefix in matches:  # least specific first, so the most specific table wins
+        table_user = tables[prefix].get("username")
         for key, value in tables[prefix].items():
             if key not in ALLOWED[kind]:
-                raise UsageError(f"{config_path()}: [{prefix}] has an unknown option '{key}' "
+                raise UsageError(f"{config_path()}: [{_shown_table(prefix)}] has an unknown option '{key}' "
                                  f"(allowed: {', '.join(sorted(ALLOWED[kind]))})")
             if key not in creds.sources or creds.sources[key] == "config":
                 creds.options[key] = str(value)
                 creds.sources[key] = "config"
+                owner[key] = str(table_user) if table_user else None
     if u.user and "username" in ALLOWED[kind]:
         # the user written in the root's URL is part of that root (and of its keyring key): it wins
         creds.options["username"] = u.user
         creds.sources["username"] = "url"
+        if "password" in creds.options and owner.get("password") not in (None, u.user):
+            # another account's password (MEDIAIDX_SMB_USER=bob with his password, or a table's username=...):
+            # sent as alice's it fails and counts towards locking her account; her own comes from the keyring
+            del creds.options["password"], creds.sources["password"]
     secret = "secret_access_key" if kind == "s3" else "password"
     if use_keyring and secret not in creds.options and not creds.options.get("key_file"):
         _from_keyring(u, creds, secret)
@@ -261,6 +273,20 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
         # as for --endpoint-url: a user:password in it would reach every error message that names the URL
         creds.options["endpoint_url"] = _endpoint(creds.options["endpoint_url"])
     return creds
+
+
+def _table_kind(prefix: str) -> str | None:
+    """The kind of storage a config table's name is about, by its scheme (None without a known one)."""
+    scheme = prefix.split(":", 1)[0].strip().lower() if ":" in prefix else ""
+    return "s3" if scheme.startswith("s3") else scheme if scheme in ("smb", "sftp") else None
+
+
+def _shown_table(prefix: str) -> str:
+    """A config table's name for a message: whatever precedes an '@' may be a user:password, never shown."""
+    if "@" not in prefix:
+        return prefix
+    scheme, sep, _ = prefix.partition("://")
+    return (scheme + sep if sep else "") + "***" + prefix[prefix.rfind("@"):]
 
 
 def _canon_prefix(prefix: str) -> str | None:

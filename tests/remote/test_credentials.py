@@ -148,6 +148,47 @@ def test_a_config_table_that_is_not_a_storage_url_is_refused(tmp_path: Path, mon
         resolve_credentials(parse_url("smb://nas.local/projects"), use_keyring=False)
 
 
+def test_another_accounts_password_is_not_sent_as_the_url_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 memory_keyring) -> None:
+    """The URL's user logs in with the URL user's password: a password that came with another user name (the
+    environment's MEDIAIDX_SMB_USER, a table's username) would fail and count towards locking the account."""
+    for var in ("MEDIAIDX_SMB_USER", "MEDIAIDX_SMB_PASSWORD", "MEDIAIDX_SMB_DOMAIN"):
+        monkeypatch.delenv(var, raising=False)
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["smb://nas.local/finals"]\nusername = "finals-ro"\npassword = "ro-pw"\n')
+    os.chmod(conf, 0o600)
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    memory_keyring.set_password("mediaidx", "smb://render@nas.local", "render-pw")
+    memory_keyring.set_password("mediaidx", "smb://alice@nas.local", "alice-pw")
+    c = resolve_credentials(parse_url("smb://render@nas.local/finals/x"))
+    assert (c.options["username"], c.options["password"], c.sources["password"]) == ("render", "render-pw", "keyring")
+    assert resolve_credentials(parse_url("smb://nas.local/finals/x")).options == {"username": "finals-ro",
+                                                                                 "password": "ro-pw"}
+    monkeypatch.setenv("MEDIAIDX_SMB_USER", "bob")
+    monkeypatch.setenv("MEDIAIDX_SMB_PASSWORD", "bob-pw")
+    c = resolve_credentials(parse_url("smb://alice@nas.local/p"))
+    assert (c.options["username"], c.options["password"]) == ("alice", "alice-pw")
+    # a password given alone (no user name beside it) is still used for the URL's user, as always
+    monkeypatch.delenv("MEDIAIDX_SMB_USER")
+    assert resolve_credentials(parse_url("smb://alice@nas.local/p")).options["password"] == "bob-pw"
+
+
+def test_a_broken_table_name_never_shows_a_password_and_stops_only_its_kind(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "storage.toml"
+    conf.write_text('["smb://alice:Hunter2-secret@nas.local"]\ndomain = "X"\n\n'
+                    '["s3+https://minio.studio:9000"]\nregion = "eu"\n')
+    os.chmod(conf, 0o600)
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(conf))
+    with pytest.raises(UsageError) as err:
+        resolve_credentials(parse_url("smb://nas.local/projects"), use_keyring=False)
+    assert "Hunter2" not in str(err.value) and "smb://***@nas.local" in str(err.value)
+    with pytest.raises(UsageError, match=r"s3\+https://minio.studio:9000\] is not a storage URL"):
+        resolve_credentials(parse_url("s3+https://minio.studio:9000/footage"), use_keyring=False)
+    # an SFTP root is not stopped by broken S3 and SMB tables
+    assert resolve_credentials(parse_url("sftp://host/x"), use_keyring=False).options == {}
+
+
 def test_storages_pickle_for_workers_without_reconnecting() -> None:
     import pickle
 
