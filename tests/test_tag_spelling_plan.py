@@ -101,3 +101,23 @@ def test_the_web_api_plan_names_the_stored_spelling(cat, tmp_path: Path) -> None
         assert [p["reason"] for p in dry["plan"]] == [p["reason"] for p in real["plan"]] == ["été"]
         assert real["asset"]["tags"] == ["été"]
         c.app.state.ctx.jobs.close()
+
+
+def test_the_web_api_checks_both_lists_before_writing_either(cat, tmp_path: Path) -> None:
+    """A bad tag in `remove` answered 400 after `add` had been written; a tag in both lists was planned as
+    added by the dry run and added then removed by the real run."""
+    from fastapi.testclient import TestClient
+
+    from bridge.web import WebContext, create_app
+
+    path, (first, second, _third) = cat
+    before = _digest(path)
+    with TestClient(create_app(WebContext(path, tmp_path / "cache")), base_url="http://127.0.0.1:8765") as c:
+        bad = c.post(f"/api/assets/{second}/tags", json={"add": ["y"], "remove": ["x" * 101]})
+        assert bad.status_code == 400 and "too long" in bad.json()["error"]["message"]
+        both = c.post(f"/api/assets/{first}/tags", json={"add": ["Night"], "remove": ["NIGHT"], "dry_run": True})
+        assert both.status_code == 400 and "added and removed" in both.json()["error"]["message"]
+        c.app.state.ctx.jobs.close()
+    assert _digest(path) == before  # nothing written
+    with MediaIndexer(path, cache_dir=tmp_path / "cache") as ix:
+        assert _tags(ix, second) == [] and sorted(_tags(ix, first)) == ["Hero", "été"]

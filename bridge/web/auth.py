@@ -3,8 +3,8 @@
 Checks run in one ASGI middleware, before routing, so no endpoint can forget them:
 
 - with a token configured, every request except the dashboard's static shell and ``POST /api/login`` must
-  carry it (``Authorization: Bearer``, or the ``mediaidx_token_PORT`` cookie the login sets, named after the
-  port the service listens on: see `cookie_name`); compared with ``hmac.compare_digest``;
+  carry it (``Authorization: Bearer``, or the cookie the login sets, named after a hash of the token: see
+  `cookie_name`); compared with ``hmac.compare_digest``;
 - without a token (loopback only), the ``Host`` header must name a loopback host, so a web page cannot
   reach the service through DNS rebinding;
 - a state-changing request whose ``Origin`` is another site is refused (no CSRF through a form post);
@@ -17,6 +17,7 @@ The token is never logged or echoed.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 
-COOKIE = "mediaidx_token"  # the one name every service used before cookies were named per port; now a prefix
+COOKIE = "mediaidx_token"  # the prefix of every service's cookie name (cookie_name)
 PUBLIC_PATHS = ("/", "/index.html", "/favicon.ico", "/api/login", "/api/logout")
 PUBLIC_PREFIXES = ("/static/",)
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -82,29 +83,28 @@ def _cookie(scope: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def cookie_name(scope: dict[str, Any]) -> str:
-    """The login cookie's name for the service that got this request: ``mediaidx_token_PORT``.
+def cookie_name(token: str) -> str:
+    """The login cookie's name for the service with this token: ``mediaidx_token_`` + 12 hex of its SHA-256.
 
     Browsers scope cookies by host, never by port, so two services on one host (two catalogs on 8765 and 8766)
-    sharing one name overwrote each other's login and sent each service the other's token. The name carries
-    the port of the socket the service listens on (the ASGI ``server`` address, not the ``Host`` header): it
-    differs between services on one host, stays the same across restarts on the same ``--http`` port (users
-    stay logged in), and does not change behind a TLS proxy that forwards to it. Without a port (a Unix
-    socket) the plain prefix is used.
+    sharing one name overwrote each other's login. A name from the token differs whenever the tokens differ,
+    whatever the ports (two containers both listening on 8765 behind different host ports; `--http 0`), and
+    stays the same across restarts with the same token, so users stay logged in. It gives nothing away: the
+    cookie's value is the token itself. Browsers still send every cookie of the host to every service on it;
+    a service only ever reads its own.
     """
-    server = scope.get("server")
-    port = server[1] if server and len(server) > 1 else None
-    return f"{COOKIE}_{int(port)}" if isinstance(port, int) else COOKIE
+    return f"{COOKIE}_{hashlib.sha256(token.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
-def request_token(scope: dict[str, Any]) -> str | None:
+def request_token(scope: dict[str, Any], token: str) -> str | None:
+    """What the request offers as the token: its Bearer header, else this service's cookie (``cookie_name``)."""
     auth = _header(scope, b"authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer":
             return value.strip()
         return None
-    return _cookie(scope, cookie_name(scope))
+    return _cookie(scope, cookie_name(token))
 
 
 def _netloc(origin: str) -> str | None:
@@ -144,7 +144,7 @@ class SecurityMiddleware:
             await _deny(send, 403, "forbidden", "cross-site requests are not allowed")
             return
         public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-        if self.token and not public and not token_matches(request_token(scope), self.token):
+        if self.token and not public and not token_matches(request_token(scope, self.token), self.token):
             await _deny(send, 401, "unauthorized", "a valid token is required (Authorization: Bearer TOKEN)",
                         {"www-authenticate": "Bearer"})
             return

@@ -107,3 +107,26 @@ def test_one_browser_stays_logged_into_both_dashboards(catalog, serve, tmp_path:
             assert len({c["name"] for c in ctx.cookies()}) == 2
         finally:
             browser.close()
+
+
+def test_two_services_listening_on_the_same_port_keep_separate_logins(catalog, tmp_path: Path) -> None:
+    """Two containers both listening on 8765, published on other host ports (or two catalogs behind one proxy):
+    a name from the port was the same for both, so one login overwrote the other in the browser."""
+    from fastapi.testclient import TestClient
+
+    from bridge.web import WebContext, create_app
+
+    _lib, cat, cache = catalog
+    apps = [create_app(WebContext(cat, cache, token=t)) for t in (TOKEN_A, TOKEN_B)]
+    with TestClient(apps[0], base_url="http://127.0.0.1:8765") as a, \
+            TestClient(apps[1], base_url="http://127.0.0.1:8765") as b:
+        assert a.post("/api/login", json={"token": TOKEN_A}).status_code == 204
+        assert b.post("/api/login", json={"token": TOKEN_B}).status_code == 204
+        # one browser: both services' cookies in one jar, the later login last
+        for cookie in [*a.cookies.jar, *b.cookies.jar]:
+            a.cookies.jar.set_cookie(cookie)
+            b.cookies.jar.set_cookie(cookie)
+        assert len(a.cookies.jar) == len(b.cookies.jar) == 2
+        assert a.get("/api/stats").status_code == 200 and b.get("/api/stats").status_code == 200
+        for c in (a, b):
+            c.app.state.ctx.jobs.close()

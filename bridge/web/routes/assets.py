@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from ...catalog import search as search_mod
+from ...catalog import usermeta
+from ...errors import UsageError
 from ...indexer import ChangeResult
 from ..deps import AssetId, asset_json, ctx
 from ..models import AssetDetail, AssetPage, ChangeOut, NoteIn, RatingIn, TagsIn
@@ -89,6 +91,12 @@ def change_tags(request: Request, asset_id: AssetId, body: TagsIn) -> dict:
     plan = []
     if not body.add and not body.remove:
         ix.get(asset_id)  # 404 for an unknown asset even when there is nothing to do
+    # Both lists checked before either is applied: a bad tag in `remove` answered 400 after `add` was written.
+    add = usermeta.clean_tags(body.add) if body.add else []
+    remove = usermeta.clean_tags(body.remove) if body.remove else []
+    if both := {t.casefold() for t in add} & {t.casefold() for t in remove}:
+        # applied in turn, the dry run (planned on the state before) and the real run would disagree
+        raise UsageError(f"a tag cannot be added and removed in one request: {', '.join(sorted(both))}")
     if body.add:
         plan += ix.tag(asset_id, body.add, dry_run=body.dry_run).plan
     if body.remove:

@@ -1,5 +1,5 @@
 """The dashboard's login: it asks for the token once and the service keeps it in an HttpOnly cookie, named
-after the service's port (``auth.cookie_name``) so two services on one host keep separate logins."""
+after a hash of the token (``auth.cookie_name``) so two services on one host keep separate logins."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def login(request: Request, body: LoginIn) -> Response:
     resp = Response(status_code=204)
     if token:
         secure = request.url.scheme == "https"
-        name = cookie_name(request.scope)
-        resp.set_cookie(name, token, httponly=True, samesite="strict", secure=secure, max_age=30 * 86400)
+        resp.set_cookie(cookie_name(token), token, httponly=True, samesite="strict", secure=secure, max_age=30 * 86400)
     return resp
 
 
 @router.post("/logout", status_code=204, response_class=Response, summary="Forget the token cookie")
 def logout(request: Request) -> Response:
     resp = Response(status_code=204)
-    secure, name = request.url.scheme == "https", cookie_name(request.scope)
-    resp.delete_cookie(name, httponly=True, samesite="strict", secure=secure)
+    token = ctx(request).token
+    if token:
+        resp.delete_cookie(cookie_name(token), httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return resp
