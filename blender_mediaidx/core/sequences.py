@@ -102,10 +102,21 @@ def numbered_sequence(path: str) -> ImageSequence | None:
     return ImageSequence(folder, head, tail, padding, first, last, missing)
 
 
+# Names cameras, phones and screenshot tools give: numbered, but each file is one picture (IMG_0001.PNG is an
+# iPhone screenshot, "Screenshot 2023-11-01 at 10.10.10.png" a Mac one), whatever the format or separator.
+_CAMERA_NAME = re.compile(r"^(?:(?:IMG|_MG|MVI|DSC[FN]?|_DSC|DJI|PXL|GOPR)(?![A-Za-z])"
+                          r"|Screenshot|Screen Shot|Screen Recording|WhatsApp Image)", re.IGNORECASE)
+
+
 def plate_naming(seq: ImageSequence) -> bool:
     """Whether numbered siblings are a plate rather than a folder of photos: the frame number is set off by a
     dot (plate.1001.exr, shot_010_v002.0101.dpx: the VFX convention, whatever the format) or the format is
-    one plates and renders come in (render_0001.png). A camera's IMG_0001.JPG / DSC01234.JPG is neither."""
+    one plates and renders come in (render_0001.png), and at least half the frames between the first and the
+    last are there. A camera's IMG_0001.JPG / DSC01234.JPG, or a screenshot, is never a plate on auto."""
+    if _CAMERA_NAME.match(seq.head) or len(seq.files()) * 2 < seq.frame_count:
+        # a camera's or a screenshot tool's counter; or numbers far apart (two screenshots taken at 10.10.10 and
+        # 10.10.42 are not frames 10-42 with 31 missing): photos, not frames
+        return False
     return seq.head.endswith(".") or seq.tail[1:].lower() in PLATE_EXTS
 
 
