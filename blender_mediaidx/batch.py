@@ -4,6 +4,7 @@
     python -m blender_mediaidx.batch --bridge tcp://127.0.0.1:5557 42 43 --out shots/     (bpy module)
 
     python -m blender_mediaidx.batch track HERO [--witness W --offset N]... [--survey S.json] --out DIR
+        [--pixel-aspect 2] [--witness-pixel-aspect N]...
 
 Prints one JSON line at the end ({"built": [...], "failed": [...]}, or for `track` the shot summary);
 exits 1 if any shot failed.
@@ -148,6 +149,11 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--survey", type=Path, help="JSON: {point: {camera: [[frame, x_px, y_px], ...]}}")
     ap.add_argument("--focal-px", type=float, help="known hero focal length in pixels")
     ap.add_argument("--sensor-width", type=float, help="sensor width in mm (all cameras)")
+    ap.add_argument("--pixel-aspect", type=float,
+                    help="the hero's pixel aspect (width / height of a stored pixel, 0.1..10), when its metadata "
+                         "is missing or wrong; default: the plate's sample aspect ratio")
+    ap.add_argument("--witness-pixel-aspect", action="append", type=float, default=[],
+                    help="per witness, in order: its pixel aspect (0: from its metadata)")
     ap.add_argument("--fps", help="scene rate, e.g. 24000/1001")
     ap.add_argument("--refine", default="FOCAL")
     ap.add_argument("--name", default="shot")
@@ -158,7 +164,8 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
     # Bad options fail here in one line, before a solve that would ignore them or end in a traceback.
     problem = option_error(witnesses=len(args.witness), offsets=len(args.offset), fps=args.fps,
                            formats=args.formats, refine=args.refine, sensor_width=args.sensor_width,
-                           focal_px=args.focal_px)
+                           focal_px=args.focal_px, pixel_aspect=args.pixel_aspect,
+                           witness_pixel_aspect=args.witness_pixel_aspect)
     if problem:
         ap.error(problem)
     try:
@@ -171,18 +178,19 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
 def run_track(args: argparse.Namespace) -> dict[str, Any]:
     import bpy
 
-    from .tracking.plan import SHOT_BLEND, camera_names
+    from .tracking.plan import SHOT_BLEND, camera_names, witness_pixel_aspects
     from .tracking.shot import CameraSpec, ShotSpec, track_shot
     from .tracking.solver import TrackingError
 
     offsets = list(args.offset) + [0.0] * (len(args.witness) - len(args.offset))
     names = camera_names(len(args.witness))  # the names `mediaidx track --dry-run` plans the files under
+    aspects = witness_pixel_aspects(args.witness_pixel_aspect, len(args.witness))  # None: from the probe
     spec = ShotSpec(
         hero=CameraSpec(path=args.hero, role="hero", name=names[0], focal_px=args.focal_px,
-                        sensor_width_mm=args.sensor_width),
+                        sensor_width_mm=args.sensor_width, pixel_aspect=args.pixel_aspect),
         witnesses=[CameraSpec(path=w, name=n, offset_frames=o, sync_source=args.sync_source,
-                              sensor_width_mm=args.sensor_width)
-                   for w, n, o in zip(args.witness, names[1:], offsets, strict=True)],
+                              sensor_width_mm=args.sensor_width, pixel_aspect=pa)
+                   for w, n, o, pa in zip(args.witness, names[1:], offsets, aspects, strict=True)],
         survey=args.survey_points,
         fps=args.fps, refine="" if args.refine.upper() == "NONE" else args.refine.upper(), name=args.name)
     bpy.ops.wm.read_homefile(use_empty=True)

@@ -136,14 +136,34 @@ def load_clip(path: str, s: PlateSettings, name: str) -> bpy.types.MovieClip:
     return clip
 
 
+def check_pixel_aspect(pixel_aspect: float) -> None:
+    """A pixel aspect typed by hand: 0 (from the probe) or 0.1..10, the same rule as `mediaidx track`'s."""
+    from .tracking.plan import pixel_aspect_error  # bpy-free
+
+    problem = pixel_aspect_error(pixel_aspect, "pixel aspect", zero_ok=True)
+    if problem:
+        raise PlateImportError(problem)
+
+
+def override_pixel_aspect(s: PlateSettings, pixel_aspect: float) -> None:
+    """Give ``s`` the pixel aspect an artist typed (0: keep the probe's), as the scene stores it (the larger of
+    x and y is the squeeze, the other 1). For plates whose metadata lost it (a transcode) or got it wrong."""
+    check_pixel_aspect(pixel_aspect)
+    if pixel_aspect:
+        s.pixel_aspect_x, s.pixel_aspect_y = (pixel_aspect, 1.0) if pixel_aspect >= 1 else (1.0, 1 / pixel_aspect)
+
+
 def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, scene: bpy.types.Scene | None = None,
                  start_frame: int = 1, set_scene: bool = True, fps_hint: str | None = None,
-                 sequence: str = "auto") -> ImportResult:
+                 sequence: str = "auto", pixel_aspect: float = 0.0) -> ImportResult:
     """Import ``asset`` (a bridge asset dict with probe, or ``local_asset(path)``) from ``path``. ``sequence``
-    (core.sequences.SEQUENCE_CHOICES) decides whether a numbered still image brings its numbered siblings."""
+    (core.sequences.SEQUENCE_CHOICES) decides whether a numbered still image brings its numbered siblings;
+    ``pixel_aspect`` (0.1..10; 0: from the probe) overrides the plate's pixel aspect for the scene and the clip's
+    tracking camera."""
     if mode not in MODES:
         raise PlateImportError(f"unknown import mode {mode!r}")
     check_sequence_choice(sequence)
+    check_pixel_aspect(pixel_aspect)  # a bad value is refused before anything is made
     scene = scene or bpy.context.scene
     path = path or asset.get("path")
     if asset.get("status") in ("failed", "missing"):
@@ -158,6 +178,8 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         path = seq.path(seq.first)
     else:
         s = plate_settings(asset, start_frame=start_frame)
+    probed = s.pixel_aspect_x / s.pixel_aspect_y
+    override_pixel_aspect(s, pixel_aspect)
     name = id_name(os.path.splitext(asset.get("name") or os.path.basename(path))[0])
     result = ImportResult(mode, name, s)
     if mode == "clip":
@@ -187,6 +209,8 @@ def import_asset(asset: dict[str, Any], mode: str, *, path: str | None = None, s
         result.warnings.append(_gap_warning(seq, mode))
     if seq is None and asset.get("kind") == "image":
         result.notes += _single_notes(path, sequence, mode)
+    if pixel_aspect and abs(pixel_aspect - probed) > 1e-6:
+        result.notes.append(f"pixel aspect {pixel_aspect:g} as given (the plate's metadata says {probed:.4g})")
     return result
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import bridge_link
 from .core import protocol as P
 from .core.sequences import SEQUENCE_CHOICE_ITEMS
 from .prefs import MODES
+
+PIXEL_ASPECT_HELP = ("Width / height of a stored pixel (2 for a 2x anamorphic squeeze), for a plate whose metadata "
+                     "lost it or got it wrong; 0: from the plate's metadata")
 
 
 class MEDIAIDX_OT_connect(bpy.types.Operator):
@@ -86,6 +89,9 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
     sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
                            description="A numbered still image: the one file, or its whole image sequence")
     start_frame: IntProperty(name="Start Frame", default=-1, description="-1: the preference (1 or 1001)")
+    # 0: from the metadata; 0 < value < 0.1 is refused in one line (importer.check_pixel_aspect)
+    pixel_aspect: FloatProperty(name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
+                                description=PIXEL_ASPECT_HELP)
     force_fetch: BoolProperty(name="Fetch Through the Bridge", default=False, options={"SKIP_SAVE"},
                               description="Copy the file through the bridge even if it looks readable here")
     timeout: IntProperty(name="Timeout", default=600, min=1, options={"SKIP_SAVE"})
@@ -117,8 +123,9 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
         self._result, self._error = None, None
         if not self.asset_id or (importer.readable(asset.get("path")) and not self.force_fetch):
             self._result = importer.import_asset(asset, self.mode, scene=context.scene, start_frame=start,
-                                                 sequence=self.sequence)
+                                                 sequence=self.sequence, pixel_aspect=self.pixel_aspect)
             return False
+        importer.check_pixel_aspect(self.pixel_aspect)
         lk = bridge_link.link()
         lk.settings.start_frame = start
 
@@ -134,6 +141,10 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
             self.report({"ERROR"}, self._error or (lk.errors[-1] if lk and lk.errors else "import failed"))
             return {"CANCELLED"}
         s = self._result.settings
+        if self.pixel_aspect and self._transfer is not None:
+            # bridge_link.import_shot (the fetch path) does not take an override yet: say so, never drop it silently
+            self.report({"WARNING"}, f"{self._result.name}: fetched plates keep the probe's pixel aspect; set "
+                                     f"{self.pixel_aspect:g} on the clip's camera and the scene by hand")
         for warning in self._result.warnings:
             self.report({"WARNING"}, f"{self._result.name}: {warning}")
         for note in getattr(self._result, "notes", ()):  # a pushed shot's result may come from an older importer
@@ -217,6 +228,9 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
     mode: EnumProperty(name="Import As", items=MODES, default="clip")
     sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
                            description="A numbered still image: the one file, or its whole image sequence")
+    # 0: from the metadata; 0 < value < 0.1 is refused in one line (importer.check_pixel_aspect)
+    pixel_aspect: FloatProperty(name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
+                                description=PIXEL_ASPECT_HELP)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         st = context.window_manager.mediaidx
@@ -224,7 +238,7 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
             self.report({"ERROR"}, "select a result first")
             return {"CANCELLED"}
         return bpy.ops.mediaidx.import_plate("INVOKE_DEFAULT", asset_id=st.results[st.active].asset_id,
-                                             mode=self.mode, sequence=self.sequence)
+                                             mode=self.mode, sequence=self.sequence, pixel_aspect=self.pixel_aspect)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         st = context.window_manager.mediaidx
@@ -232,7 +246,7 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
             self.report({"ERROR"}, "select a result first")
             return {"CANCELLED"}
         return bpy.ops.mediaidx.import_plate(asset_id=st.results[st.active].asset_id, mode=self.mode,
-                                             sequence=self.sequence)
+                                             sequence=self.sequence, pixel_aspect=self.pixel_aspect)
 
 
 classes = (MEDIAIDX_OT_connect, MEDIAIDX_OT_disconnect, MEDIAIDX_OT_search, MEDIAIDX_OT_scan,

@@ -69,6 +69,10 @@ class MEDIAIDX_State(bpy.types.PropertyGroup):
         default="clip")
     import_sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
                                   description="A numbered still image: the one file, or its whole image sequence")
+    import_pixel_aspect: FloatProperty(
+        name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
+        description="Width / height of a stored pixel (2 for a 2x anamorphic squeeze), for a plate whose metadata "
+                    "lost it or got it wrong; 0: from the plate's metadata")
 
 
 classes = (MEDIAIDX_AssetItem, MEDIAIDX_State)

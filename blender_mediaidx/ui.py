@@ -86,11 +86,14 @@ class _MediaPanel:
                 col.label(text=f"{label}: {value}")
         if item.kind == "image":  # a numbered still: one photo or its sequence (movies are always movies)
             box.prop(st, "import_sequence", text="")
+        if item.kind in ("video", "image"):  # 0 = the plate's own (probed) pixel aspect
+            box.prop(st, "import_pixel_aspect")
         row = box.row(align=True)
         row.prop(st, "import_mode", text="")
         op = row.operator("mediaidx.import_selected", text="Import", icon="IMPORT")
         op.mode = st.import_mode
         op.sequence = st.import_sequence
+        op.pixel_aspect = st.import_pixel_aspect
 
 
 class MEDIAIDX_PT_view3d(_MediaPanel, bpy.types.Panel):

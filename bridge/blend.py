@@ -48,6 +48,33 @@ def _sequence_plan(path: str, sequence: str) -> tuple[str, str | None]:
     return f"; image sequence {seq.first}-{seq.last} ({seq.frame_count} frames)", None
 
 
+def one_per_sequence(ix: MediaIndexer, ids: list[int], sequence: str = "auto") -> tuple[list[int], dict[int, int]]:
+    """The shots to build: every frame of an image sequence is an asset of its own, so a search for a timelapse
+    returns each of its frames; the sequence is built once, from the first of them asked for. Returns the ids
+    kept, in order, and each id left out with the id whose .blend holds its sequence."""
+    from blender_mediaidx.core.sequences import SequenceChoiceError, find_sequence  # bpy-free
+
+    kept: list[int] = []
+    left: dict[int, int] = {}
+    seen: dict[tuple[str, str, str], int] = {}
+    for asset_id in ids:
+        a = ix.get(asset_id)
+        seq = None
+        if a.kind == "image" and a.path and os.path.isfile(a.path):
+            try:
+                seq = find_sequence(a.path, sequence)
+            except SequenceChoiceError:
+                seq = None  # refused: plan_blends says so for this shot
+        key = (seq.folder, seq.head, seq.tail) if seq is not None else None
+        if key is not None and key in seen:
+            left[asset_id] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = asset_id
+        kept.append(asset_id)
+    return kept, left
+
+
 def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "clip",
                 sequence: str = "auto") -> list[PlanItem]:
     """What ``build_blends`` would write (its dry run): one .blend per shot, named as the workers name them;
@@ -57,6 +84,11 @@ def plan_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cli
 
     check_mode(mode, sequence)
     items = []
+    ids, left = one_per_sequence(ix, ids, sequence)
+    for asset_id, kept in left.items():
+        a = ix.get(asset_id)
+        items.append(PlanItem("skip", a.path, asset_id,
+                              reason=f"a frame of the image sequence built from asset {kept}"))
     for asset_id in ids:
         a = ix.get(asset_id)
         if a.status in ("failed", "missing"):
@@ -93,6 +125,7 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                     progress(done[0] / len(ids), f"{done[0]}/{len(ids)} shots")
 
     check_mode(mode, sequence)
+    ids, left = one_per_sequence(ix, ids, sequence)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -155,4 +188,5 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
         if server is not None:
             server.stop()
             thread.join(10)  # type: ignore[union-attr]
-    return {"built": sorted(built, key=lambda b: b["asset"]), "failed": failed}
+    return {"built": sorted(built, key=lambda b: b["asset"]), "failed": failed,
+            "skipped": [{"asset": i, "in_sequence_of": k} for i, k in left.items()]}

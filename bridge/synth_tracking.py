@@ -178,11 +178,13 @@ def camera_path(kind: str, frames: int) -> list[np.ndarray]:
 
 def make_plate(folder: Path, kind: str = "hero", frames: int = 48, width: int = 640, height: int = 360,
                focal_px: float = 520.0, sensor_width_mm: float = 36.0, first_frame: int = 1,
-               seed: int = 7, name: str | None = None, pixel_aspect: Fraction | float = 1) -> CameraTruth:
+               seed: int = 7, name: str | None = None, pixel_aspect: Fraction | float = 1,
+               write_aspect: bool = True) -> CameraTruth:
     """Write `name.####.png` frames and `name.truth.json` into `folder`; returns the truth. With a
     ``pixel_aspect`` other than 1 (an exact ratio, e.g. Fraction(4, 3)), `width` x `height` are the stored
     pixels, `focal_px` is horizontal in them, and the plate is one lossless movie, `name.mov` (PNG), whose
-    sample aspect ratio is ``pixel_aspect``; its first frame is 1."""
+    sample aspect ratio is ``pixel_aspect``; its first frame is 1. ``write_aspect=False`` leaves the sample
+    aspect ratio out of the movie (a transcode that lost it: only `--pixel-aspect` can tell the squeeze)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = name or kind
     sar = Fraction(pixel_aspect).limit_denominator(65535)
@@ -198,14 +200,15 @@ def make_plate(folder: Path, kind: str = "hero", frames: int = 48, width: int = 
             Image.fromarray(frame, mode="L").convert("RGB").save(folder / f"{name}.{first_frame + i:04d}.png")
         truth.pattern = str(folder / f"{name}.{first_frame:04d}.png")
     else:
-        truth.pattern = str(write_movie(folder / f"{name}.mov", images, sar))
+        truth.pattern = str(write_movie(folder / f"{name}.mov", images, sar if write_aspect else None))
     truth.save(folder / f"{name}.truth.json")
     return truth
 
 
-def write_movie(path: Path, images: Iterable[np.ndarray], sample_aspect: Fraction, rate: int = 24) -> Path:
+def write_movie(path: Path, images: Iterable[np.ndarray], sample_aspect: Fraction | None, rate: int = 24) -> Path:
     """8-bit grey frames as a lossless PNG-in-QuickTime movie whose `pasp` atom carries the sample aspect ratio,
-    where ffmpeg and so Blender and the bridge's probe read it (FFV1 in Matroska loses it through PyAV)."""
+    where ffmpeg and so Blender and the bridge's probe read it (FFV1 in Matroska loses it through PyAV); None
+    writes no sample aspect ratio at all (neither `pasp` nor the PNG frames' pHYs)."""
     import av
 
     with av.open(str(path), "w") as out:
@@ -214,7 +217,8 @@ def write_movie(path: Path, images: Iterable[np.ndarray], sample_aspect: Fractio
         for i, image in enumerate(images):
             if i == 0:
                 stream.height, stream.width = image.shape
-                stream.codec_context.sample_aspect_ratio = sample_aspect
+                if sample_aspect is not None:
+                    stream.codec_context.sample_aspect_ratio = sample_aspect
             rgb = np.repeat(image[:, :, None], 3, axis=2)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i

@@ -33,7 +33,8 @@ class PlateFacts:
     path: str
     width: int
     height: int
-    pixel_aspect: float = 1.0  # from the probe's sample aspect ratio: the worker sets the same on the clip
+    pixel_aspect: float = 1.0  # given by hand, else the probe's sample aspect ratio: the worker sets the same
+    pixel_aspect_given: bool = False  # --pixel-aspect / --witness-pixel-aspect, not the plate's metadata
 
 
 def resolve_plate(ix: MediaIndexer, ref: str) -> str:
@@ -50,14 +51,15 @@ def resolve_plate(ix: MediaIndexer, ref: str) -> str:
     return str(Path(ref).resolve())
 
 
-def plate_facts(path: str) -> PlateFacts:
+def plate_facts(path: str, pixel_aspect: float | None = None) -> PlateFacts:
     """Size and frame count of a plate as Blender's movie clip reads it, from the bridge's probe (no Blender):
     a still image counts its own number and the numbered images after it (Blender's rule); a movie's size is
     its stored pixels turned by its rotation (Blender 5 applies rotation, not EXIF orientation nor pixel
-    aspect); the pixel aspect is the one the worker gives the tracking camera (tracking.plan's rule). Raises
-    MediaIdxError where the worker would stop with "no such plate" or "no frames to track"."""
+    aspect); the pixel aspect is the one the worker gives the tracking camera (tracking.plan's rule: the value
+    given, ``pixel_aspect``, else the probe's). Raises MediaIdxError where the worker would stop with "no such
+    plate" or "no frames to track"."""
     from blender_mediaidx.core.sequences import clip_frame_count  # bpy-free
-    from blender_mediaidx.tracking.plan import pixel_aspect_from_probe  # bpy-free
+    from blender_mediaidx.tracking.plan import choose_pixel_aspect  # bpy-free
 
     from .errors import ProbeError
     from .probe import probe_file
@@ -82,7 +84,7 @@ def plate_facts(path: str) -> PlateFacts:
         raise MediaIdxError(f"{name}: Blender cannot read it (no picture in it)")
     if not width or frames <= 1:
         raise MediaIdxError(f"{name}: no frames to track")
-    return PlateFacts(path, int(width), int(height), pixel_aspect_from_probe(probe))
+    return PlateFacts(path, int(width), int(height), choose_pixel_aspect(pixel_aspect, probe), bool(pixel_aspect))
 
 
 def out_dir_error(out: Path) -> str | None:
@@ -105,12 +107,15 @@ def out_dir_error(out: Path) -> str | None:
 
 def check_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
                 survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
-                fps: str | None = None, refine: str = "FOCAL", formats: str | None = None) -> list[PlateFacts]:
+                fps: str | None = None, refine: str = "FOCAL", formats: str | None = None,
+                pixel_aspect: float | None = None, witness_pixel_aspect: list[float] | None = None
+                ) -> list[PlateFacts]:
     """Every check a track run makes before its worker starts, in one place for the run and its dry run:
     the survey file, the options (the batch job's own rules), the output folder, then each plate. Raises
-    MediaIdxError (UsageError for options) with one line; returns the plates, hero first."""
+    MediaIdxError (UsageError for options) with one line; returns the plates, hero first. ``pixel_aspect``
+    (hero) and ``witness_pixel_aspect`` (per witness, in order; 0: from its metadata) override the probe's."""
     from blender_mediaidx.core.track_formats import load_survey  # bpy-free
-    from blender_mediaidx.tracking.plan import option_error  # bpy-free
+    from blender_mediaidx.tracking.plan import option_error, witness_pixel_aspects  # bpy-free
 
     witnesses = witnesses or []
     if survey is not None:
@@ -119,19 +124,22 @@ def check_track(hero: str, out: Path, *, witnesses: list[str] | None = None, off
         except ValueError as exc:
             raise MediaIdxError(f"survey {exc}") from None
     problem = option_error(witnesses=len(witnesses), offsets=len(offsets or []), fps=fps, formats=formats,
-                           refine=refine, sensor_width=sensor_width, focal_px=focal_px)
+                           refine=refine, sensor_width=sensor_width, focal_px=focal_px, pixel_aspect=pixel_aspect,
+                           witness_pixel_aspect=witness_pixel_aspect)
     if problem:
         raise UsageError(problem)
     problem = out_dir_error(out)
     if problem:
         raise MediaIdxError(problem)
-    return [plate_facts(p) for p in [hero, *witnesses]]
+    aspects = [pixel_aspect, *witness_pixel_aspects(witness_pixel_aspect, len(witnesses))]
+    return [plate_facts(p, pa) for p, pa in zip([hero, *witnesses], aspects, strict=True)]
 
 
 def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
                survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
                fps: str | None = None, refine: str = "FOCAL", formats: str | None = None,
-               save_blend: bool = False) -> list[PlanItem]:
+               save_blend: bool = False, pixel_aspect: float | None = None,
+               witness_pixel_aspect: list[float] | None = None) -> list[PlanItem]:
     """What ``run_track`` would write (its dry run): each camera's files under the names the export gives
     them, shot.json and, with ``save_blend``, shot.blend. Nothing is written and ``out`` is not made. Every
     name is known before the solve (the .chan's filmback is not solved: see blender_mediaidx.tracking.plan);
@@ -140,7 +148,8 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
     from blender_mediaidx.tracking import plan  # bpy-free
 
     plates = check_track(hero, out, witnesses=witnesses, offsets=offsets, survey=survey, focal_px=focal_px,
-                         sensor_width=sensor_width, fps=fps, refine=refine, formats=formats)
+                         sensor_width=sensor_width, fps=fps, refine=refine, formats=formats,
+                         pixel_aspect=pixel_aspect, witness_pixel_aspect=witness_pixel_aspect)
     kinds = tuple(formats.split(",")) if formats is not None else FORMATS
     items: list[PlanItem] = []
 
@@ -153,6 +162,8 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
         sw, sh = plan.filmback(sensor_width, facts.width, facts.height, facts.pixel_aspect)
         role = "hero" if cam == "hero" else "witness"
         squeeze = f", pixel aspect {facts.pixel_aspect:.4g}" if facts.pixel_aspect != 1 else ""
+        if facts.pixel_aspect_given:
+            squeeze = f", pixel aspect {facts.pixel_aspect:.4g} (given)"
         why = f"{cam} camera ({facts.width}x{facts.height}{squeeze}, filmback {sw:g}x{sh:.4g} mm)"
         if role == "witness":
             why += ", if it solves"
@@ -167,17 +178,23 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
 def run_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offsets: list[float] | None = None,
               survey: Path | None = None, focal_px: float | None = None, sensor_width: float | None = None,
               fps: str | None = None, refine: str = "FOCAL", name: str = "shot", formats: str | None = None,
-              save_blend: bool = False, timeout: float = 3600,
+              save_blend: bool = False, timeout: float = 3600, pixel_aspect: float | None = None,
+              witness_pixel_aspect: list[float] | None = None,
               progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     # Checked here, in one line each, before a Blender worker starts (the dry run checks the same).
     check_track(hero, out, witnesses=witnesses, offsets=offsets, survey=survey, focal_px=focal_px,
-                sensor_width=sensor_width, fps=fps, refine=refine, formats=formats)
+                sensor_width=sensor_width, fps=fps, refine=refine, formats=formats, pixel_aspect=pixel_aspect,
+                witness_pixel_aspect=witness_pixel_aspect)
     cmd = [sys.executable, "-m", "blender_mediaidx.batch", "track", hero, "--out", str(out), "--refine", refine,
            "--name", name]
     for w in witnesses or []:
         cmd += ["--witness", w]
     for o in offsets or []:
         cmd += ["--offset", repr(float(o))]
+    for pa in witness_pixel_aspect or []:
+        cmd += ["--witness-pixel-aspect", repr(float(pa))]
+    if pixel_aspect is not None:
+        cmd += ["--pixel-aspect", repr(float(pixel_aspect))]
     for flag, value in (("--survey", survey), ("--focal-px", focal_px), ("--sensor-width", sensor_width),
                         ("--fps", fps), ("--formats", formats)):
         if value is not None:

@@ -136,12 +136,39 @@ def test_mediaidx_blend_plans_the_choice_for_each_still(tmp_path: Path) -> None:
     with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
         ix.scan(d)
         ids = {a.name: a.id for a in ix.search(None, limit=10)}
-        auto = {Path(p.source or p.path).name: p for p in plan_blends(ix, list(ids.values()), tmp_path / "out")}
-        seq = {Path(p.source or p.path).name: p
-               for p in plan_blends(ix, list(ids.values()), tmp_path / "out", sequence="sequence")}
+        ordered = [ids[n] for n in sorted(ids)]
+        auto = {Path(p.source or p.path).name: p for p in plan_blends(ix, ordered, tmp_path / "out")}
+        seq = {Path(p.source or p.path).name: p for p in plan_blends(ix, ordered, tmp_path / "out", sequence="sequence")}
         with pytest.raises(MediaIdxError, match="unknown sequence choice 'all'"):
             plan_blends(ix, list(ids.values()), tmp_path / "out", sequence="all")
     assert all(p.action == "write" and p.reason == "clip import; single image" for p in auto.values())
-    assert seq["IMG_0002.JPG"].action == "write" and "image sequence 1-2 (2 frames)" in seq["IMG_0002.JPG"].reason
+    assert seq["IMG_0001.JPG"].action == "write" and "image sequence 1-2 (2 frames)" in seq["IMG_0001.JPG"].reason
+    assert seq["IMG_0002.JPG"].action == "skip"  # its frame is in the sequence IMG_0001's .blend holds
     assert seq["DSC_0100.JPG"].action == "fail" and "not an image sequence" in seq["DSC_0100.JPG"].reason
     assert not (tmp_path / "out").exists()
+
+
+def test_mediaidx_blend_builds_an_image_sequence_once(tmp_path: Path) -> None:
+    """Each frame of a sequence is an asset: a search for it returned every frame, and blend planned one .blend
+    per frame, each holding the whole sequence. One .blend, from the first frame asked for; the rest skipped."""
+    from PIL import Image
+
+    from bridge import MediaIndexer
+    from bridge.blend import plan_blends
+
+    d = tmp_path / "plates"
+    d.mkdir()
+    for f in (1001, 1002, 1003):
+        Image.new("RGB", (32, 24), (f % 256, 0, 0)).save(d / f"plate.{f}.png")
+    Image.new("RGB", (32, 24)).save(d / "still.png")
+    with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
+        ix.scan(d)
+        ids = {a.name: a.id for a in ix.search(None, limit=10)}
+        order = [ids["plate.1002.png"], ids["plate.1001.png"], ids["still.png"], ids["plate.1003.png"]]
+        plan = plan_blends(ix, order, tmp_path / "out")
+    writes = [p for p in plan if p.action == "write"]
+    skips = {p.id: p.reason for p in plan if p.action == "skip"}
+    assert [p.id for p in writes] == [ids["plate.1002.png"], ids["still.png"]]
+    assert "image sequence 1001-1003" in writes[0].reason
+    assert skips == {ids["plate.1001.png"]: f"a frame of the image sequence built from asset {ids['plate.1002.png']}",
+                     ids["plate.1003.png"]: f"a frame of the image sequence built from asset {ids['plate.1002.png']}"}

@@ -5,7 +5,9 @@ Every name is known before the solve. The .chan name carries the filmback (`NAME
 docs/tracking.md documents it), and the filmback is not solved: the width is --sensor-width or Blender's
 default for a tracking camera (35 mm), the height follows from it, the clip's size and its pixel aspect. Blender
 does not read a plate's pixel aspect: `pixel_aspect_from_probe` gives it from the bridge's probe (the sample
-aspect ratio), for the worker that sets the tracking camera and for the dry run alike.
+aspect ratio), for the worker that sets the tracking camera and for the dry run alike. A transcode often drops
+that metadata: `--pixel-aspect` (hero) and `--witness-pixel-aspect` (per witness) give it by hand, and the plan's
+filmback follows the value given (``choose_pixel_aspect``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ DEFAULT_SENSOR_WIDTH_MM = 35.0
 MAX_SENSOR_WIDTH_MM = 500.0
 # MovieTrackingCamera.pixel_aspect is clamped to 0.1.. (RNA hard minimum); its default is 1.
 MIN_PIXEL_ASPECT = 0.1
+# A pixel aspect given by hand: Blender's minimum, and a 10x squeeze is beyond any lens or video standard (a
+# value outside is a typo, e.g. a display aspect 2.39 meant as 0.239 or a percentage).
+MAX_PIXEL_ASPECT = 10.0
 SHOT_MANIFEST = "shot.json"
 SHOT_BLEND = "shot.blend"
 
@@ -59,6 +64,30 @@ def pixel_aspect_from_probe(probe: dict[str, Any] | None) -> float:
     probe = probe or {}
     s = plate_settings({"probe": probe, "kind": probe.get("kind")})
     return s.pixel_aspect_x / s.pixel_aspect_y
+
+
+def pixel_aspect_error(value: float | None, flag: str = "--pixel-aspect", *, zero_ok: bool = False) -> str | None:
+    """Why ``value`` cannot be a pixel aspect given by hand (None when it can, or when not given; with
+    ``zero_ok``, 0 means "from the probe" and is fine too)."""
+    if value is None or (zero_ok and value == 0):
+        return None
+    if not MIN_PIXEL_ASPECT <= value <= MAX_PIXEL_ASPECT:  # also refuses NaN
+        zero = "0 (from the plate's metadata) or " if zero_ok else ""
+        return (f"{flag} {value:g} is not a pixel aspect (width / height of a stored pixel: {zero}"
+                f"{MIN_PIXEL_ASPECT:g}..{MAX_PIXEL_ASPECT:g}, e.g. 2 for a 2x anamorphic squeeze)")
+    return None
+
+
+def witness_pixel_aspects(values: list[float] | None, witnesses: int) -> list[float | None]:
+    """The pixel aspect given for each witness, in order: None (from the probe) where none or 0 was given."""
+    given = [v or None for v in values or []]
+    return (given + [None] * witnesses)[:witnesses]
+
+
+def choose_pixel_aspect(given: float | None, probe: dict[str, Any] | None) -> float:
+    """The tracking camera's pixel aspect: the value given by hand (--pixel-aspect; None or 0: not given), else
+    the probe's (``pixel_aspect_from_probe``). The worker and the dry run both ask this function."""
+    return float(given) if given else pixel_aspect_from_probe(probe)
 
 
 def blender_pixel_aspect(pixel_aspect: float) -> float:
@@ -108,13 +137,16 @@ def refine_error(refine: str) -> str | None:
 
 def option_error(*, witnesses: int, offsets: int, fps: str | None = None, formats: str | None = None,
                  refine: str = "FOCAL", sensor_width: float | None = None,
-                 focal_px: float | None = None) -> str | None:
+                 focal_px: float | None = None, pixel_aspect: float | None = None,
+                 witness_pixel_aspect: list[float] | None = None) -> str | None:
     """The first option of a track job that the job refuses, as its one-line message (None: all fine). The
     batch job and `mediaidx track` (real run and dry run) ask this one function, before anything starts."""
     from ..core.scene_setup import parse_rate
 
     if offsets > witnesses:
         return "more --offset values than --witness plates"
+    if len(witness_pixel_aspect or []) > witnesses:
+        return "more --witness-pixel-aspect values than --witness plates"
     if fps is not None and parse_rate(fps) is None:
         return f"--fps {fps!r} is not a frame rate (e.g. 25 or 24000/1001)"
     if formats is not None:
@@ -123,4 +155,8 @@ def option_error(*, witnesses: int, offsets: int, fps: str | None = None, format
             return f"--formats: unknown {', '.join(map(repr, unknown))} (known: {', '.join(FORMATS)})"
     if focal_px is not None and not focal_px > 0:
         return f"--focal-px {focal_px:g} is not a focal length in pixels (> 0)"
-    return refine_error(refine) or sensor_width_error(sensor_width)
+    for value in witness_pixel_aspect or []:
+        problem = pixel_aspect_error(value, "--witness-pixel-aspect", zero_ok=True)
+        if problem:
+            return problem
+    return refine_error(refine) or sensor_width_error(sensor_width) or pixel_aspect_error(pixel_aspect)

@@ -44,7 +44,7 @@ class CameraSpec:
     sync_source: str = "given"           # given | timecode | audio
     focal_px: float | None = None        # a known focal length; otherwise a guess the solver refines
     sensor_width_mm: float | None = None
-    pixel_aspect: float | None = None    # width / height of a stored pixel on screen; None: from the probe
+    pixel_aspect: float | None = None    # width / height of a stored pixel on screen; None (or 0): from the probe
 
 
 @dataclass
@@ -74,7 +74,7 @@ def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
     clip.frame_start = seq.first if seq is not None else 1
     # Blender does not read the pixel aspect from the file: without it an anamorphic plate is solved as if its
     # pixels were square (focal length, filmback and every exported camera off by the squeeze).
-    pa = spec.pixel_aspect if spec.pixel_aspect is not None else plate_pixel_aspect(spec.path)
+    pa = spec.pixel_aspect or plate_pixel_aspect(spec.path)  # given by hand (--pixel-aspect) wins
     clip.tracking.camera.pixel_aspect = blender_pixel_aspect(pa)
     return clip
 

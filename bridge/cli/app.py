@@ -529,6 +529,8 @@ def blend(
     else:
         for b in summary["built"]:
             render.out.print(f"built {b['blend']}")
+        for k in summary.get("skipped", []):
+            render.out.print(f"asset {k['asset']}: a frame of the image sequence built from asset {k['in_sequence_of']}")
         for f in summary["failed"]:
             render.err.print(f"[red]failed[/red] asset {f['asset']}: {f['error']}")
     if summary["failed"]:
@@ -547,6 +549,11 @@ def track(
         help="JSON of survey points: {point: {camera: [\\[frame, x_px, y_px], ...]}}.")] = None,
     focal_px: Annotated[float | None, typer.Option(help="Known hero focal length in pixels.")] = None,
     sensor_width: Annotated[float | None, typer.Option(help="Sensor width in mm.")] = None,
+    pixel_aspect: Annotated[float | None, typer.Option(
+        help="The hero's pixel aspect (width / height of a stored pixel, 0.1..10; 2 for a 2x anamorphic squeeze) "
+             "when its metadata is missing or wrong. Default: the plate's sample aspect ratio.")] = None,
+    witness_pixel_aspect: Annotated[list[float] | None, typer.Option(
+        help="Per witness, in order: its pixel aspect (0: from its metadata).")] = None,
     fps: Annotated[str | None, typer.Option(help="Scene rate, e.g. 24000/1001.")] = None,
     refine: Annotated[str, typer.Option(help="FOCAL, FOCAL+PRINCIPAL, FOCAL+RADIAL or NONE.")] = "FOCAL",
     name: Annotated[str, typer.Option(help="Shot name in shot.json.")] = "shot",
@@ -566,7 +573,8 @@ def track(
     plates = [resolve_plate(ix, p) for p in [hero, *(witness or [])]]
     if dry_run:
         plan = plan_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
-                          sensor_width=sensor_width, fps=fps, refine=refine, save_blend=save_blend, formats=formats)
+                          sensor_width=sensor_width, fps=fps, refine=refine, save_blend=save_blend, formats=formats,
+                          pixel_aspect=pixel_aspect, witness_pixel_aspect=witness_pixel_aspect)
         if as_json:
             render.print_json({"dry_run": True, "plan": [p.to_dict() for p in plan]})
         else:
@@ -575,7 +583,8 @@ def track(
     with render.progress_bar(as_json, "tracking") as update:
         summary = run_track(plates[0], out, witnesses=plates[1:], offsets=offset, survey=survey, focal_px=focal_px,
                             sensor_width=sensor_width, fps=fps, refine=refine, name=name, save_blend=save_blend,
-                            formats=formats, progress=update)
+                            formats=formats, pixel_aspect=pixel_aspect, witness_pixel_aspect=witness_pixel_aspect,
+                            progress=update)
     if as_json:
         render.print_json(summary)
     else:

@@ -2,6 +2,9 @@
 
 Only headers are read (Pillow opens lazily, nothing is decoded), so a 50 MB photo probes as fast as
 a thumbnail. HEIF/HEIC support is registered on first use so importing the package stays cheap.
+
+Pixel aspect: a PNG whose pHYs chunk gives unequal pixels per metre reports ``sample_aspect_ratio`` on its
+stream, as a movie does (EXR and DPX plates go through PyAV, whose decoders read their headers' pixel aspect).
 """
 
 from __future__ import annotations
@@ -222,6 +225,42 @@ def _is_motion_xmp(xmp: Any) -> bool:
     return any(m in xmp for m in (b'MotionPhoto="1"', b"MotionPhoto>1<", b'MicroVideo="1"', b"MicroVideo>1<"))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_MAX_CHUNKS = 64  # pHYs precedes IDAT: a header with more chunks than this before it is not worth walking
+
+
+def png_sample_aspect(src: Source) -> Fraction | None:
+    """A PNG's sample aspect ratio (width / height of a pixel) from a pHYs chunk in pixels per metre; None when
+    there is none, it says square pixels, its unit is unknown, or the header is cut short or malformed.
+
+    Read here from the header bytes rather than from Pillow: Pillow turns per-metre units into float dpi, and
+    the exact ratio is what a plate needs. The direction is the PNG specification's and libpng's
+    (png_get_pixel_aspect_ratio = y pixels per unit / x pixels per unit: more pixels per metre across means
+    narrower pixels). An aspect-only pHYs (unit 0) is not read: FFmpeg, which writes one for every frame of an
+    anamorphic movie it turns into PNGs, writes it the other way round (x / y), so the file alone cannot tell a
+    2x squeeze from a 1/2 one, and a guessed squeeze is worse than none (`--pixel-aspect` is for those)."""
+    if src.head[:8] != _PNG_SIGNATURE:
+        return None
+    pos = 8
+    for _ in range(_PNG_MAX_CHUNKS):
+        header = src.read_at(pos, 8)
+        if len(header) < 8:
+            return None
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if kind in (b"IDAT", b"IEND") or length > 0x7FFFFFFF:
+            return None
+        if kind == b"pHYs":
+            body = src.read_at(pos + 8, 9)
+            if length != 9 or len(body) < 9 or body[8] != 1:  # 1: the metre
+                return None
+            x, y = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big")
+            if not x or not y or x == y:
+                return None
+            return Fraction(y, x)
+        pos += 12 + length  # length, type, data, CRC
+    return None
+
+
 def probe_image(src: Source) -> dict[str, Any]:
     """Everything a still tells without decoding its pixels."""
     from PIL import Image
@@ -282,13 +321,18 @@ def probe_image(src: Source) -> dict[str, Any]:
     if ex:
         image["exif"] = ex
 
+    stream: dict[str, Any] = {k: v for k, v in (("index", 0), ("type", "video"), ("codec", codec), ("width", width),
+                                                ("height", height)) if v is not None}
+    sar = png_sample_aspect(src) if fmt == "PNG" else None
+    if sar is not None:  # as avprobe reports a movie's: the ratio, and the size on screen
+        stream["sample_aspect_ratio"] = f"{sar.numerator}/{sar.denominator}"
+        stream["display_width"], stream["display_height"] = round(width * sar), height
     probe: dict[str, Any] = {
         "kind": "image",
         "size": src.size,
         "format": {k: v for k, v in (("name", demuxer), ("long_name", long_name), ("container", container))
                    if v},
-        "streams": [{k: v for k, v in (("index", 0), ("type", "video"), ("codec", codec), ("width", width),
-                                       ("height", height)) if v is not None}],
+        "streams": [stream],
         "image": image,
         "warnings": warnings,
     }
