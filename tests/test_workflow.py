@@ -141,3 +141,18 @@ def test_cli_run_exit_codes_and_json(lib: Path, tmp_path: Path) -> None:
     failing.write_text(json.dumps({"action": "scan", "root": str(tmp_path / "gone")}))
     r = subprocess.run([*CLI, "--catalog", cat, "run", str(failing)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "no such folder" in r.stderr
+
+
+def test_a_problem_after_200_plan_lines_is_printed_not_hidden(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI shows 200 plan lines then '... N more': a backup that stopped on a full disk put its one fail
+    line last, so the reason it stopped was hidden (and not_attempted missing from the summary)."""
+    from bridge.workflow.report import print_results
+
+    plan = [{"action": "copy", "path": f"/bk/r/{i}.jpg", "id": i} for i in range(300)]
+    plan.append({"action": "fail", "path": "/bk", "reason": "backup stopped: the backup disk is full (5 file(s) "
+                                                            "not attempted)"})
+    print_results([{"step": 1, "action": "backup", "status": "failed",
+                    "result": {"plan": plan, "copied": 300, "failed": 1, "not_attempted": 5}}], dry_run=False)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "backup stopped: the backup disk is full" in out
+    assert "... 100 more" in out and "not_attempted 5" in out

@@ -22,7 +22,15 @@ from ..errors import MediaIdxError, UsageError
 from ..models import PlanItem
 from ..storage import Storage, StorageUnreachable, join, open_storage
 from ..storage.credentials import parse_url, redact
-from .fileops import DestinationExists, check_folder_target, hash_file, hash_stream, verified_copy
+from .fileops import (
+    DISK_FULL,
+    DestinationError,
+    DestinationExists,
+    check_folder_target,
+    hash_file,
+    hash_stream,
+    verified_copy,
+)
 
 
 @dataclass
@@ -32,6 +40,7 @@ class BackupReport:
     skipped: int = 0
     conflicts: int = 0
     failed: int = 0
+    not_attempted: int = 0  # files left when the backup disk filled up (or turned read-only) and the backup stopped
     bytes_copied: int = 0
     plan: list[PlanItem] = field(default_factory=list)
 
@@ -58,14 +67,71 @@ class _Item:
         return os.fsencode(self.url).rstrip(b"/") + b"/" + self.rel
 
 
-def root_folder_names(conn: Any) -> dict[str, str]:
-    """A folder name per root for the backup layout; roots that share a last name get a short suffix."""
+def root_folder_names(conn: Any, backup_root: Path) -> dict[str, str]:
+    """The folder of each root under ``backup_root``. A root keeps the folder it already has there: the one its
+    recorded copies (the ``backups`` table) went to, or else a folder there that holds its files; adding or
+    removing a root never renames another root's folder (its next backup would copy all of it again). Only
+    a root without one gets a new name: its last name, with a short suffix when another root has that one."""
     urls = [u for (u,) in conn.execute("SELECT url FROM roots ORDER BY id")]
-    base = {u: _last_name(u) for u in urls}
-    counts: dict[str, int] = {}
-    for b in base.values():
-        counts[b] = counts.get(b, 0) + 1
-    return {u: b if counts[b] == 1 else f"{b}-{xxhash.xxh32_hexdigest(u.encode())[:6]}" for u, b in base.items()}
+    names: dict[str, str] = {}
+    for url, name in _recorded_folders(conn, backup_root).items():
+        if name not in names.values():  # two roots recorded in one folder: the older root keeps it
+            names[url] = name
+    for url in urls:
+        if url not in names:
+            name = _folder_on_disk(conn, backup_root, url, set(names.values()))
+            if name is not None:
+                names[url] = name
+    for url in urls:
+        if url not in names:
+            base = _last_name(url)
+            name, n = base, 6
+            while name in names.values():
+                name = f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:n]}" if n <= 8 else f"{base}-{n - 7}"
+                n += 1
+            names[url] = name
+    return names
+
+
+def _candidates(url: str) -> list[str]:
+    """The names this root's folder may have been given: its last name, and that name with its suffix."""
+    base = _last_name(url)
+    return [f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:6]}", base]
+
+
+def _recorded_folders(conn: Any, backup_root: Path) -> dict[str, str]:
+    """Root URL -> the folder under ``backup_root`` that the latest recorded copy of one of its assets went to
+    (``backups.dest`` is ``backup_root/<folder>/<path in root>``), older roots first."""
+    prefix = shown(backup_root).rstrip("/") + "/"
+    rows = conn.execute(
+        "SELECT r.url, b.dest, max(b.id) FROM backups b JOIN assets a ON a.id = b.asset_id"
+        " JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"
+        " WHERE substr(b.dest, 1, ?) = ? GROUP BY r.id ORDER BY r.id", (len(prefix), prefix)).fetchall()
+    out: dict[str, str] = {}
+    for url, dest, _ in rows:
+        name, slash, _rest = dest[len(prefix):].partition("/")
+        if not slash or name in ("", ".", ".."):
+            continue
+        # dest is text (shown()): a name that is not UTF-8 is found again among the names it can have
+        known = {shown(c): c for c in _candidates(url)}
+        if name in known:
+            out[url] = known[name]
+        elif "\\" not in name:
+            out[url] = name
+    return out
+
+
+def _folder_on_disk(conn: Any, backup_root: Path, url: str, taken: set[str]) -> str | None:
+    """For a root with no recorded copy here (a new catalog, a backup_root reached by another path): a folder
+    under ``backup_root`` with one of its names that holds some of its files (the first 50 are looked for)."""
+    rels = [join(folder, name) for folder, name in conn.execute(  # by the indexes: no scan of all assets
+        "SELECT f.relpath, a.name FROM folders f JOIN assets a ON a.folder_id = f.id"
+        " WHERE f.root_id = (SELECT id FROM roots WHERE url = ?) LIMIT 50", (url,))]
+    for name in _candidates(url):
+        folder = backup_root / name
+        if name not in taken and folder.is_dir() and any(os.path.lexists(folder / os.fsdecode(r)) for r in rels):
+            return name
+    return None
 
 
 def _last_name(url: str) -> str:
@@ -80,8 +146,8 @@ def _last_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] or "root"
 
 
-def _items(conn: Any, backup_root: Path, query: str | None, flt: SearchFilters) -> Iterator[_Item]:
-    names = root_folder_names(conn)
+def _items(conn: Any, backup_root: Path, names: dict[str, str], query: str | None,
+           flt: SearchFilters) -> Iterator[_Item]:
     source, where, params = where_clause(query, flt)
     last = 0
     while True:  # paged by id so a million assets never sit in memory at once
@@ -117,20 +183,29 @@ def backup(db: Catalog, backup_root: str | os.PathLike[str], *, query: str | Non
     report = BackupReport(dry_run=dry_run)
     total = count(conn, query, flt)
     done = 0
-    trees = _backup_trees(root, root_folder_names(conn).values())
+    names = root_folder_names(conn, root)  # before anything is written: the dry run gets the same names
+    trees = _backup_trees(root, names.values())
     remotes = _Remotes()
-    for item in _items(conn, root, query, flt):
+    for item in _items(conn, root, names, query, flt):
         done += 1
-        if item.remote:
-            shown_src = redact(item.url.rstrip("/") + "/" + item.rel.decode("utf-8", "backslashreplace"))
-            if progress:
-                progress(done, total, shown_src)
-            digest, size = _backup_remote(conn, item, shown_src, remotes, report, dry_run)
-        else:
-            shown_src = item.source.decode("utf-8", "backslashreplace")
-            if progress:
-                progress(done, total, os.fsdecode(item.source))
-            digest, size = _backup_local(conn, item, shown_src, trees, report, dry_run)
+        try:
+            if item.remote:
+                # only the root can hold a user name; a file name may hold '@' and is shown as it is
+                shown_src = redact(item.url.rstrip("/")) + "/" + item.rel.decode("utf-8", "backslashreplace")
+                if progress:
+                    progress(done, total, shown_src)
+                digest, size = _backup_remote(conn, item, shown_src, remotes, report, dry_run)
+            else:
+                shown_src = item.source.decode("utf-8", "backslashreplace")
+                if progress:
+                    progress(done, total, os.fsdecode(item.source))
+                digest, size = _backup_local(conn, item, shown_src, trees, report, dry_run)
+        except _DiskFull as exc:  # every further file would fail the same way: stop here
+            report.not_attempted = max(total - done, 0)
+            report.plan.append(PlanItem("fail", shown(root), reason=(
+                f"backup stopped: {exc} ({report.not_attempted} file(s) not attempted); make room and run it "
+                "again (what was copied stays)")))
+            break
         if dry_run or digest is None:
             continue
         report.copied += 1
@@ -172,9 +247,11 @@ def _backup_local(conn: Any, item: _Item, shown_src: str, trees: list[bytes], re
         digest = verified_copy(item.source, item.dest)
     except DestinationExists as exc:
         return _conflict(report, item, shown_src, exc)
+    except DestinationError as exc:
+        return _write_failed(report, item, shown_src, exc)
     except (OSError, Exception) as exc:  # one bad file must not stop a backup of thousands
-        report.plan[-1] = PlanItem("fail", shown_dest, item.asset_id, source=shown_src,
-                                   reason=shown(getattr(exc, "strerror", None) or str(exc)))
+        reason = f"cannot read: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+        report.plan[-1] = PlanItem("fail", shown_dest, item.asset_id, source=shown_src, reason=shown(reason))
         report.failed += 1
         return None, 0
     return digest, st.st_size
@@ -220,16 +297,28 @@ def _backup_remote(conn: Any, item: _Item, shown_src: str, remotes: _Remotes, re
                                mtime_ns=st.mtime_ns, unchanged=unchanged)
     except DestinationExists as exc:
         return _conflict(report, item, shown_src, exc)
-    except errors as exc:  # the server's failure or our disk's, for this file; a bug in our code is raised
-        if isinstance(exc, OSError) and exc.filename is not None and \
-                os.fsdecode(exc.filename).startswith(os.fspath(item.dest.parent)):
-            reason = f"cannot write: {exc.strerror or exc}"
-        else:
-            reason = remotes.reason(item.url, storage, exc)
+    except DestinationError as exc:  # our disk's failure (fileops tells it from the server's)
+        return _write_failed(report, item, shown_src, exc)
+    except errors as exc:  # the server's failure for this file; a bug in our code is raised
+        reason = remotes.reason(item.url, storage, exc)
         report.plan[-1] = PlanItem("fail", shown(item.dest), item.asset_id, source=shown_src, reason=shown(reason))
         report.failed += 1
         return None, 0
     return digest, st.size
+
+
+class _DiskFull(Exception):
+    """The backup disk is full, over quota or read-only (the message says which): the backup stops."""
+
+
+def _write_failed(report: BackupReport, item: _Item, shown_src: str, exc: DestinationError) -> tuple[None, int]:
+    """Writing the copy failed: this file fails, naming its destination; a full disk stops the backup."""
+    report.plan[-1] = PlanItem("fail", shown(item.dest), item.asset_id, source=shown_src,
+                               reason=f"cannot write {shown(exc.filename)}: {exc.strerror or exc}")
+    report.failed += 1
+    if exc.errno in DISK_FULL:
+        raise _DiskFull(f"{DISK_FULL[exc.errno]} ({shown(item.dest.parent)})")
+    return None, 0
 
 
 class _RootDown(Exception):

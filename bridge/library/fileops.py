@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
+import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,13 +40,57 @@ def hash_stream(fh: BinaryIO) -> str:
     return h.hexdigest()
 
 
+class DestinationError(OSError):
+    """Writing the copy failed on the destination's side (mkdir, create, write, fsync, read-back, placement).
+    ``filename`` is the destination; ``errno`` tells a full or read-only disk (DISK_FULL) from one bad file."""
+
+
+# The backup disk cannot take any more files: trying the next file only fails again.
+DISK_FULL = {errno.ENOSPC: "the backup disk is full", errno.EDQUOT: "the disk quota is exceeded",
+             errno.EROFS: "the backup disk is read-only"}
+
+
+@contextlib.contextmanager
+def _writing(dest: Path) -> Iterator[None]:
+    """OSErrors raised inside are the destination's (DestinationError naming ``dest``), never the source's:
+    a write() or fsync() error carries no file name to tell them apart afterwards."""
+    try:
+        yield
+    except DestinationError:
+        raise
+    except OSError as exc:
+        raise DestinationError(exc.errno, exc.strerror or str(exc), os.fspath(dest)) from exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (the one place a copy's bytes are written)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _create_temp(dest: Path) -> tuple[int, Path]:
+    """A new, uniquely named temporary file beside ``dest`` (``.<name>.<random>.mediaidx-part``), so two
+    copies to the same destination never share one and a leftover of a killed copy is never reused.
+    Made with O_EXCL like mkstemp, but with the umask's permissions (mkstemp's 0600 would stay on remote
+    sources' copies, which get no copystat)."""
+    stem = os.fsdecode(os.fsencode(dest.name)[:120])  # room for the suffix within NAME_MAX
+    while True:
+        tmp = dest.with_name(f".{stem}.{secrets.token_hex(6)}.mediaidx-part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def verified_copy(src: str | bytes | os.PathLike[str] | Opener, dest: Path, *, size: int | None = None,
                   mtime_ns: int | None = None, unchanged: Callable[[], None] | None = None) -> str:
     """Copy ``src`` to ``dest`` (which must not exist) and return the verified hash.
 
-    The data goes to a temporary file beside ``dest``, is flushed to disk, read back and compared with
-    the hash of what was read from the source; only then is it linked into place. A file that appears
-    at ``dest`` meanwhile is never replaced (DestinationExists).
+    The data goes to a temporary file of its own beside ``dest``, is flushed to disk, read back and compared
+    with the hash of what was read from the source; only then is it linked into place. A file that appears
+    at ``dest`` meanwhile is never replaced (DestinationExists). Errors on the destination's side are
+    DestinationError (naming ``dest``); those of reading the source pass through as they are.
 
     ``src`` is a local path (its times are copied), or a function that opens the source for reading: a remote
     object through its Storage, which cannot be stat'ed here. Then ``size`` is the size it was listed with (a
@@ -53,37 +99,51 @@ def verified_copy(src: str | bytes | os.PathLike[str] | Opener, dest: Path, *, s
     if the source changed meanwhile. Nothing is placed when any of them fails.
     """
     opener: Opener = src if callable(src) else functools.partial(open, src, "rb", buffering=0)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.mediaidx-part")
+    with _writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
     h = xxhash.xxh3_128()
     n = 0
+    tmp: Path | None = None
     try:
-        with opener() as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(CHUNK):
-                h.update(chunk)
-                fout.write(chunk)
-                n += len(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
+        with opener() as fin:
+            with _writing(dest):
+                fd, tmp = _create_temp(dest)
+            try:
+                while chunk := fin.read(CHUNK):
+                    h.update(chunk)
+                    with _writing(dest):
+                        _write_all(fd, chunk)
+                    n += len(chunk)
+                with _writing(dest):
+                    os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            with _writing(dest):
+                os.close(fd)  # some file systems (NFS, SMB) report a full disk only here
         if size is not None and n != size:
             raise MediaIdxError(f"the source changed while it was read ({n} bytes read, {size} expected); "
                                 "nothing placed")
-        if not callable(src):
-            with contextlib.suppress(OSError):
-                shutil.copystat(src, tmp)
-        elif mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        with _writing(dest):
+            if not callable(src):
+                with contextlib.suppress(OSError):
+                    shutil.copystat(src, tmp)
+            elif mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            written = hash_file(tmp)
         digest = h.hexdigest()
-        written = hash_file(tmp)
         if written != digest:
             raise MediaIdxError(f"{dest}: verification failed (written {written}, read {digest})")
         if unchanged is not None:
             unchanged()
-        place_no_overwrite(tmp, dest)
+        with _writing(dest):
+            place_no_overwrite(tmp, dest)
         return digest
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def place_no_overwrite(tmp: Path, dest: Path) -> None:
