@@ -159,3 +159,28 @@ def test_a_backup_root_that_is_not_there_is_not_made_unless_asked(ix: MediaIndex
     assert list(disk.iterdir()) == []
     (r,) = ix.run_workflow({"action": "backup", "backup_root": str(disk / "studio"), "create_root": True})
     assert r["status"] == "ok" and r["result"]["copied"] == 3
+
+
+def test_album_stops_on_a_full_disk_instead_of_trying_every_file(phone: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """sync_album tried every remaining file once its disk was full. The second copy's write fails with ENOSPC
+    (injected at fileops' one write: a real small file system needs root to mount)."""
+    import errno
+
+    from bridge.library import fileops
+
+    real, calls = fileops._write_all, []
+
+    def write(fd: int, data: bytes) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+
+    monkeypatch.setattr(fileops, "_write_all", write)
+    files = [f for f in files_in_folder(phone) if f.source.endswith((".JPG", ".MP4"))]
+    r = sync_album(files, tmp_path / "photos", "Summer")
+    assert (r.placed, r.failed, r.not_attempted) == (1, 1, 1) and len(calls) == 2
+    stop = r.plan[-1]
+    assert stop.action == "fail" and stop.reason.startswith("album stopped: No space left on device")
+    assert not list((tmp_path / "photos").rglob("*mediaidx-part"))

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ProbeError, UsageError
 from ..mediatypes import is_ignored_dir, kind_of
 from ..models import PlanItem
-from .fileops import DestinationExists, check_folder_target, hash_file, verified_copy
+from .fileops import DISK_FULL, DestinationExists, check_folder_target, hash_file, verified_copy
 
 MODES = ("copy", "link", "hardlink")
 DEFAULT_PATTERN = "{date:%Y-%m-%d_%H%M%S}"
@@ -29,6 +29,7 @@ class AlbumReport:
     placed: int = 0
     skipped: int = 0
     failed: int = 0
+    not_attempted: int = 0  # files left when the album's disk filled up (or turned read-only) and it stopped
     plan: list[PlanItem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +170,12 @@ def sync_album(files: Iterable[AlbumFile], root: str | os.PathLike[str], categor
             why = CROSS_DEVICE if exc.errno == errno.EXDEV else exc.strerror or str(exc)
             report.plan[-1] = PlanItem("fail", str(dest), source=f.source, reason=why)
             report.failed += 1
+            if exc.errno in DISK_FULL:  # every next file would fail the same way: stop, say so once
+                report.not_attempted = len(items) - i
+                report.plan.append(PlanItem("fail", str(dest_dir), reason=(
+                    f"album stopped: {os.strerror(exc.errno)} on its disk ({report.not_attempted} file(s) not "
+                    "attempted); make room and run it again")))
+                break
             continue
         existing.setdefault(st.st_size, []).append(dest)
         report.placed += 1
