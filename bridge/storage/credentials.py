@@ -148,6 +148,7 @@ def parse_url(root: str, endpoint_url: str | None = None) -> RemoteURL:
         raise UsageError("--endpoint-url only applies to s3:// roots")
     if not host:
         raise UsageError(f"{redact(root)}: no server name")
+    _check_host(redact(root), host)
     if scheme == "smb" and not path:
         raise UsageError(f"{redact(root)}: no share name (smb://host/share/folder)")
     return RemoteURL(scheme, host, path, port=port, user=user)
@@ -159,9 +160,28 @@ def _endpoint(endpoint: str) -> str:
         raise UsageError(f"endpoint {redact(endpoint)}: use http(s)://host[:port]")
     if e.username or e.password:
         raise UsageError(f"endpoint {redact(endpoint)}: no credentials in the endpoint URL")
+    _check_host(f"endpoint {endpoint}", e.hostname)
+    if ":" not in e.hostname and not _S3_HOST.match(e.hostname.rstrip(".")):
+        # botocore refuses it only when it connects ("Invalid endpoint"), after the scan began
+        raise UsageError(f"endpoint {endpoint}: {e.hostname!r} is not a host name the S3 client takes "
+                         "(letters, digits, '-' and '.'; no '_')")
     if e.path.strip("/") or e.query:
         raise UsageError(f"endpoint {redact(endpoint)}: only http(s)://host[:port], without a path")
     return f"{e.scheme}://{e.netloc.lower()}"
+
+
+_S3_HOST = re.compile(r"^((?!-)[a-z\d-]{1,63}(?<!-)\.)*((?!-)[a-z\d-]{1,63}(?<!-))$", re.IGNORECASE)  # botocore's
+
+
+def _check_host(what: str, host: str) -> None:
+    """A server name no lookup can take (``nas..local``: an empty or over-long part between dots) is a typo in
+    the URL, said at once; the connection would fail with a UnicodeError from deep in the idna codec.
+    ``what`` names the URL, already without secrets."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise UsageError(f"{what}: {host!r} is not a valid server name (an empty or over-long part "
+                         "between dots)") from None
 
 
 # -- credentials ------------------------------------------------------------------------------------------

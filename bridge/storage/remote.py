@@ -264,8 +264,17 @@ class RemoteStorage(Storage):
         and the scan goes on; anything else (TypeError, AttributeError, KeyError...) is a bug in this code and
         must fail loudly instead of reading as an unreadable folder. Backends add their libraries' own
         classes; OSError covers fsspec's timeouts (FSTimeoutError is a TimeoutError) and errno-carrying
-        library errors, EOFError a stream cut short (asyncio.IncompleteReadError)."""
+        library errors, EOFError a stream cut short (asyncio.IncompleteReadError). While a file's content is
+        read, an OSError is that file's failure and the others are the root's (analyze: 'unreachable'), which
+        is why ``call`` turns a backend's per-file errors into OSError (``_file_error``)."""
         return (OSError, EOFError)
+
+    def _file_error(self, exc: Exception) -> Exception:
+        """A library error that is about one file or folder, not the server (an SFTP status reply such as a
+        read that failed on the server's disk), as the OSError it means: the scan then fails that file and
+        goes on, where the library's own class would read as 'the storage stopped answering' and stop the
+        root. Backends say which of their errors these are; anything else is returned unchanged."""
+        return exc
 
     def call(self, fn: Callable[[], T], what: str) -> T:
         """Run ``fn`` with retries on transient errors; StorageUnreachable once they run out."""
@@ -274,7 +283,7 @@ class RemoteStorage(Storage):
                 return fn()
             except Exception as exc:  # only sorted here: whatever is not transient is raised again unchanged
                 if not is_transient(exc):
-                    raise _plain(exc) from None
+                    raise _plain(self._file_error(exc)) from None
                 if attempt + 1 >= self.RETRIES:
                     raise StorageUnreachable(errno.EIO, f"{what}: {self._say(exc)} (gave up after "
                                              f"{self.RETRIES} tries)") from None

@@ -35,11 +35,13 @@ class S3Storage(RemoteStorage):
     def io_errors(self) -> tuple[type[BaseException], ...]:
         """s3fs turns the service's error replies (botocore ClientError) into OSError; what it passes through
         is botocore's own (BotoCoreError: endpoint unreachable, no credentials, a reply it cannot parse, a
-        stream cut short) and, under aiobotocore, aiohttp's (ClientError)."""
+        stream cut short) and, under aiobotocore, aiohttp's (ClientError). ValueError: botocore refuses an
+        endpoint it cannot use with one ("Invalid endpoint: http://my_minio:9000", a host name with '_') as it
+        connects, and aiohttp a URL it cannot build."""
         from aiohttp import ClientError as HTTPClientError
         from botocore.exceptions import BotoCoreError, ClientError
 
-        return (*super().io_errors(), BotoCoreError, ClientError, HTTPClientError)
+        return (*super().io_errors(), BotoCoreError, ClientError, HTTPClientError, ValueError)
 
     def _connect(self) -> Any:
         import s3fs

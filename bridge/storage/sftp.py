@@ -19,6 +19,15 @@ from typing import Any
 from .base import Accept, FileStat, join
 from .remote import RemoteStorage, mtime_ns
 
+# asyncssh's SFTP status classes (by name: some exist only in newer versions) and the errno each one means.
+_SFTP_ERRNO = (
+    ("SFTPNoSuchFile", errno.ENOENT), ("SFTPNoSuchPath", errno.ENOENT),
+    ("SFTPPermissionDenied", errno.EACCES), ("SFTPWriteProtect", errno.EACCES),
+    ("SFTPFileIsADirectory", errno.EISDIR), ("SFTPNotADirectory", errno.ENOTDIR),
+    ("SFTPOpUnsupported", errno.EOPNOTSUPP), ("SFTPInvalidFilename", errno.EINVAL),
+    ("SFTPLinkLoop", errno.ELOOP), ("SFTPNoMedia", getattr(errno, "ENOMEDIUM", errno.EIO)),
+)  # anything else (SFTPFailure: OpenSSH's answer to an EIO) is EIO
+
 
 class SFTPSetupError(Exception):
     """A local file the connection needs is missing (known_hosts, the key file): asyncssh's FileNotFoundError
@@ -32,18 +41,37 @@ class SFTPStorage(RemoteStorage):
     TIMEOUT = 60
 
     def io_errors(self) -> tuple[type[BaseException], ...]:
-        """sshfs turns 'no such file' and 'permission denied' into OSError and passes the rest of asyncssh's
-        through: its Error classes (disconnects, lost channels, SFTP status replies, a refused login) and the
-        ValueErrors it raises for bytes it cannot decode or keys it cannot load. SFTPSetupError is ours: a
-        missing known_hosts or key file."""
+        """sshfs turns 'no such file' and a refused login into OSError and passes the rest of asyncssh's
+        through: its Error classes (disconnects, lost channels, a refused channel). ValueError is what the
+        rest of the setup raises: sshfs's "Can't create any SFTP connections!" (SSH took the login but no SFTP
+        session opens: the subsystem is off or the server's session limit is reached), asyncssh for a
+        known_hosts line, ~/.ssh/config value (ConfigParseError) or key it cannot read (KeyImportError...) and
+        for bytes it cannot decode (PacketDecodeError), and the idna codec (UnicodeError) for a host name no
+        lookup can take. SFTP status replies about one file (a read failed on the server's disk) are not
+        among these: ``_file_error`` makes them OSError. SFTPSetupError is ours: a missing known_hosts or key
+        file."""
         import asyncssh
-        from asyncssh.asn1 import ASN1Error
-        from asyncssh.packet import PacketDecodeError
-        from asyncssh.pbe import KeyEncryptionError
-        from asyncssh.saslprep import SASLPrepError
 
-        return (*super().io_errors(), asyncssh.Error, PacketDecodeError, ASN1Error, asyncssh.KeyImportError,
-                KeyEncryptionError, SASLPrepError, SFTPSetupError)
+        return (*super().io_errors(), asyncssh.Error, ValueError, SFTPSetupError)
+
+    def _file_error(self, exc: Exception) -> Exception:
+        """An SFTP status reply (SFTPFailure for an EIO on the server's disk, SFTPPermissionDenied...) is about
+        the one path asked for; sshfs leaves most of them, and every read's, as asyncssh's class. A lost or
+        missing SFTP session (SFTPConnectionLost, SFTPNoConnection) is the server's and stays as it is; if the
+        session died with some other status, the next request says so."""
+        import asyncssh
+
+        if not isinstance(exc, asyncssh.SFTPError) or isinstance(
+                exc, (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)):
+            return exc
+        code = next((e for cls, e in _SFTP_ERRNO if isinstance(exc, getattr(asyncssh, cls, ()))), errno.EIO)
+        return OSError(code, f"the server replied: {exc.reason or type(exc).__name__}")
+
+    def unavailable(self, exc: BaseException) -> Any:
+        if isinstance(exc, ValueError) and "SFTP connections" in str(exc):  # sshfs's words for it
+            exc = SFTPSetupError("the server took the login but opened no SFTP session (is its SFTP subsystem "
+                                 "on? has it reached its session limit?)")
+        return super().unavailable(exc)
 
     def _connect(self) -> Any:
         from sshfs import SSHFileSystem

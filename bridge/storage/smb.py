@@ -31,7 +31,8 @@ class SMBStorage(RemoteStorage):
     def io_errors(self) -> tuple[type[BaseException], ...]:
         """smbprotocol raises SMBOSError (an OSError) for most status codes, SMBException subclasses for the rest
         (a closed connection, a failed login, a response status it has no errno for), spnego's errors for an
-        authentication it cannot complete, and ValueError or struct.error for a reply it cannot parse."""
+        authentication it cannot complete, and ValueError or struct.error for a reply it cannot parse. While a
+        file is read, its error status or a reply that cannot be parsed is that file's OSError (``_SMBFile``)."""
         import struct
 
         from smbprotocol.exceptions import SMBException
@@ -134,5 +135,53 @@ class SMBStorage(RemoteStorage):
         import smbclient
 
         # share_access: never lock other readers (another transfer, a compositor) or writers out of the file
-        return _HandleFetch(lambda: smbclient.open_file(self._unc(relpath), mode="rb", buffering=0,
-                                                        share_access="rwd", **self._kw()))
+        return _HandleFetch(lambda: _SMBFile(smbclient.open_file(self._unc(relpath), mode="rb", buffering=0,
+                                                                 share_access="rwd", **self._kw())))
+
+
+# Status codes that say the session or the connection is gone, not the file: they stay the server's.
+_SESSION_GONE = {0xC0000203,  # STATUS_USER_SESSION_DELETED
+                 0xC000035C,  # STATUS_NETWORK_SESSION_EXPIRED
+                 0xC00000C9,  # STATUS_NETWORK_NAME_DELETED
+                 0xC0000008,  # STATUS_INVALID_HANDLE (the handle died with its session)
+                 0xC0000128}  # STATUS_FILE_CLOSED
+# A read's error status as the errno and words the scan's 'failed' reason shows (smbprotocol names none of
+# these); any other status is EIO with its number.
+_READ_STATUS = {0xC0000022: (errno.EACCES, "access denied (STATUS_ACCESS_DENIED)"),
+                0xC0000054: (errno.EBUSY, "locked by another program (STATUS_FILE_LOCK_CONFLICT)"),
+                0xC0000185: (errno.EIO, "I/O error on the server's disk (STATUS_IO_DEVICE_ERROR)"),
+                0xC000009C: (errno.EIO, "bad sector on the server's disk (STATUS_DEVICE_DATA_ERROR)"),
+                0xC000003E: (errno.EIO, "data error on the server's disk (STATUS_DATA_ERROR)"),
+                0xC000003F: (errno.EIO, "CRC error on the server's disk (STATUS_CRC_ERROR)")}
+
+
+class _SMBFile:
+    """An open file (smbclient's) whose read failures are this file's. smbclient turns a failed open into
+    SMBOSError, but a read's error status (a bad sector on the server's disk, another client's lock) comes as
+    SMBResponseException and a reply it cannot parse as ValueError or struct.error: left as they are, those
+    read as the server's failure and stop the root; as OSError the scan fails this file and goes on. A status
+    saying the session is gone stays the server's. Connecting happens before the open, never in here."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def seek(self, pos: int) -> int:
+        return self.f.seek(pos)
+
+    def read(self, n: int) -> bytes:
+        import struct
+
+        from smbprotocol.exceptions import SMBResponseException
+
+        try:
+            return self.f.read(n)
+        except SMBResponseException as exc:
+            if exc.status in _SESSION_GONE:
+                raise
+            code, words = _READ_STATUS.get(exc.status, (errno.EIO, f"error status 0x{exc.status:08x}"))
+            raise OSError(code, f"the server replied: {words}") from None
+        except (ValueError, struct.error) as exc:
+            raise OSError(errno.EIO, f"a reply that cannot be read: {exc}") from None
+
+    def close(self) -> None:
+        self.f.close()

@@ -153,6 +153,8 @@ class SFTPRemote(FolderRemote):
         self.acceptor: Any = None
         self.conns: list[Any] = []
         self.stall = threading.Event()  # set: the server takes requests and never answers (a hung NAS)
+        self.sftp_subsystem = True      # False (then stop, start): SSH logins work, no SFTP session opens
+        self.unreadable: set[str] = set()  # file names whose reads the server answers with SFTPFailure (EIO)
         self.start()
         self.url = f"sftp://127.0.0.1:{self.port}/proj"
         self.env = {"MEDIAIDX_SFTP_USER": USER, "MEDIAIDX_SFTP_PASSWORD": SECRET,
@@ -184,6 +186,8 @@ class SFTPRemote(FolderRemote):
         class StallingSFTP(asyncssh.SFTPServer):
             async def read(self, file_obj: Any, offset: int, size: int) -> bytes:
                 await stalled()
+                if os.path.basename(os.fsdecode(getattr(file_obj, "name", b""))) in remote.unreadable:
+                    raise asyncssh.SFTPFailure("Input/output error")  # as OpenSSH answers an EIO (a bad sector)
                 return super().read(file_obj, offset, size)  # type: ignore[return-value]
 
             async def stat(self, path: bytes) -> Any:
@@ -199,8 +203,9 @@ class SFTPRemote(FolderRemote):
             return StallingSFTP(chan, chroot=root)
 
         async def listen() -> Any:
-            return await asyncssh.listen("127.0.0.1", self.port, server_host_keys=[self.key],
-                                         server_factory=Server, sftp_factory=sftp_factory, allow_scp=False)
+            return await asyncssh.listen("127.0.0.1", self.port, server_host_keys=[self.key], server_factory=Server,
+                                         sftp_factory=sftp_factory if self.sftp_subsystem else None,
+                                         allow_scp=False)
 
         self.acceptor = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(10)
 
