@@ -66,6 +66,30 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", os.path.splitext(name)[0]).strip("_") or "shot"
 
 
+def fetched_sequence_error(name: str, kind: str | None, sequence: str) -> str | None:
+    """Why a still image that is not on this machine cannot be imported under ``sequence`` (None when it can):
+    only its one file comes through the bridge, so "sequence" has no numbered neighbours to take. The batch
+    worker, the import operator and `mediaidx blend --dry-run` say it in these words, before any fetch."""
+    if sequence == "sequence" and kind == "image":
+        return (f"{name}: not on this machine, and only this one file comes through the bridge: an image "
+                "sequence needs its frames here (mount or copy its folder), or import it as a single image")
+    return None
+
+
+def save_blend(path: Path) -> None:
+    """Save the open scene as ``path`` without Blender's backup of the file it replaces (``path``.blend1): a
+    rerun writes exactly the files its plan lists (`mediaidx blend` and `track --save-blend` dry runs)."""
+    import bpy
+
+    prefs = bpy.context.preferences.filepaths
+    versions = prefs.save_version
+    prefs.save_version = 0
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+    finally:
+        prefs.save_version = versions
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import bpy
 
@@ -108,6 +132,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 asset = client.call("show", {"asset": asset_id}, timeout_s=30)
                 path = asset.get("path")
                 if not importer.readable(path):
+                    problem = fetched_sequence_error(asset.get("name") or str(asset_id), asset.get("kind"),
+                                                     args.sequence)
+                    if problem:
+                        raise importer.PlateImportError(problem)
                     ext = asset.get("ext") or "bin"
                     t = client.fetch(cache / f"{asset_id}-{(asset.get('fingerprint') or 'x')[:16]}.{ext}",
                                      asset=asset_id)
@@ -120,7 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result = importer.import_asset(asset, args.mode, path=path, scene=scene, start_frame=args.start_frame,
                                                sequence=args.sequence)
                 dest = args.out / f"{safe_name(asset['name'])}_{asset_id}.blend"
-                bpy.ops.wm.save_as_mainfile(filepath=str(dest), check_existing=False)
+                save_blend(dest)
                 s = result.settings
                 built.append({"asset": asset_id, "blend": str(dest), "fps": s.fps, "fps_base": s.fps_base,
                               "frame_start": s.frame_start, "frame_end": s.frame_end,
@@ -178,7 +206,14 @@ def parse_track(argv: list[str]) -> argparse.Namespace:
 def run_track(args: argparse.Namespace) -> dict[str, Any]:
     import bpy
 
-    from .tracking.plan import SHOT_BLEND, camera_names, witness_pixel_aspects
+    from .tracking.plan import (
+        SHOT_BLEND,
+        SHOT_MANIFEST,
+        camera_names,
+        previous_exports,
+        remove_stale_exports,
+        witness_pixel_aspects,
+    )
     from .tracking.shot import CameraSpec, ShotSpec, track_shot
     from .tracking.solver import TrackingError
 
@@ -199,12 +234,17 @@ def run_track(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps({"progress": round(fraction, 3), "message": message}), flush=True)
 
     try:
+        previous = previous_exports(args.out)  # before this run's shot.json replaces the last one
         manifest = track_shot(spec, args.out, formats=tuple(args.formats.split(",")), progress=progress)
         if args.save_blend:
             try:
-                bpy.ops.wm.save_as_mainfile(filepath=str(args.out / SHOT_BLEND), check_existing=False)
+                save_blend(args.out / SHOT_BLEND)
             except RuntimeError as exc:
                 raise OSError(str(exc).strip()) from None
+        # The previous run's exports this one did not write (a witness that no longer solves, a .chan named
+        # for an older filmback) go: the folder holds what shot.json lists. Only names that manifest listed.
+        kept = {f for c in manifest["cameras"] for f in c["files"].values()} | {SHOT_MANIFEST, SHOT_BLEND}
+        removed = remove_stale_exports(args.out, previous, kept)
     except TrackingError as exc:
         return {"failed": [{"error": str(exc)}], "built": []}
     except OSError as exc:  # an output folder that cannot be written: one line, not a traceback
@@ -216,7 +256,8 @@ def run_track(args: argparse.Namespace) -> dict[str, Any]:
             for c in manifest["cameras"] if c["solve"]["ok"]]
     failed = [{"name": c["name"], "role": c["role"], "error": f"{c['clip']}: no solve ({c['solve']['reason']})"}
               for c in manifest["cameras"] if not c["solve"]["ok"]]
-    return {"built": cams, "failed": failed, "manifest": str(args.out / "shot.json")}
+    return {"built": cams, "failed": failed, "manifest": str(args.out / "shot.json"),
+            **({"removed": removed} if removed else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

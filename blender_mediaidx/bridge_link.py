@@ -97,18 +97,26 @@ class Link:
 
     # -- work ------------------------------------------------------------------------------------------
     def import_shot(self, asset: dict[str, Any], mode: str, *, scene: Any = None, force_fetch: bool = False,
-                    on_done: Any = None) -> Transfer | None:
-        """Import now if the file is readable here, else fetch it first and import when it arrives."""
+                    on_done: Any = None, sequence: str = "auto", pixel_aspect: float = 0.0) -> Transfer | None:
+        """Import now if the file is readable here, else fetch it first and import when it arrives.
+        ``sequence`` (Numbered Images) and ``pixel_aspect`` (0: the probe's) are the importer's; a still image
+        fetched through the bridge comes alone, so "sequence" is refused for it before the fetch."""
         from . import importer
+        from .batch import fetched_sequence_error
 
+        importer.check_sequence_choice(sequence)
+        importer.check_pixel_aspect(pixel_aspect)  # refused before a fetch, not after it
         start = self.settings.start_frame
         if importer.readable(asset.get("path")) and not force_fetch:
-            self._import(asset, mode, asset["path"], scene, start, on_done)
+            self._import(asset, mode, asset["path"], scene, start, on_done, sequence, pixel_aspect)
             return None
+        problem = fetched_sequence_error(asset.get("name") or str(asset.get("id")), asset.get("kind"), sequence)
+        if problem:
+            raise importer.PlateImportError(problem)
         dest = fetch_destination(self.settings, asset)
 
         def done(t: Transfer) -> None:
-            self._import(asset, mode, str(t.dest), scene, start, on_done)
+            self._import(asset, mode, str(t.dest), scene, start, on_done, sequence, pixel_aspect)
 
         def failed(t: Transfer, err: P.RemoteError) -> None:
             self.errors.append(f"{asset.get('name')}: fetch failed: {err.message}")
@@ -116,18 +124,21 @@ class Link:
 
         return self.client.fetch(dest, asset=asset["id"], on_done=done, on_error=failed)
 
-    def _import(self, asset: dict[str, Any], mode: str, path: str, scene: Any, start: int, on_done: Any) -> None:
+    def _import(self, asset: dict[str, Any], mode: str, path: str, scene: Any, start: int, on_done: Any,
+                sequence: str = "auto", pixel_aspect: float = 0.0) -> None:
         from . import importer
 
         try:
-            result = importer.import_asset(asset, mode, path=path, scene=scene, start_frame=start)
+            result = importer.import_asset(asset, mode, path=path, scene=scene, start_frame=start,
+                                           sequence=sequence, pixel_aspect=pixel_aspect)
         except importer.PlateImportError as exc:
             self.errors.append(str(exc))
             _report(str(exc))
             return
-        self.received.append({"asset": asset.get("id"), "mode": mode, "created": result.created})
-        for warning in result.warnings:
-            _report(f"{result.name}: {warning}")
+        self.received.append({"asset": asset.get("id"), "mode": mode, "created": result.created,
+                              "warnings": result.warnings, "notes": result.notes})
+        for message in (*result.warnings, *result.notes):  # a pushed shot has no operator to report them
+            _report(f"{result.name}: {message}")
         if on_done:
             on_done(result)
         _redraw()

@@ -21,12 +21,11 @@ from .core.sequences import (
     find_sequence,
     numbered_sequence,
 )
+from .tracking.plan import IMAGE_EXTS  # bpy-free: the tracking worker and `mediaidx track` share the list
 
 MODES = ("clip", "camera-bg", "strip", "plane")
-# Still-image formats Blender reads: only these can make numbered siblings an image sequence (take5.mov beside
-# take6.mov is two movies, not a two-frame sequence); core.sequences.find_sequence decides which do.
-IMAGE_EXTS = frozenset(("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx", "cin", "tga", "bmp", "webp", "hdr",
-                        "jp2", "j2c", "sgi", "rgb", "psd", "heic", "avif"))
+# IMAGE_EXTS: still-image formats Blender reads; only these can make numbered siblings an image sequence
+# (take5.mov beside take6.mov is two movies, not a two-frame sequence); core.sequences.find_sequence decides.
 
 
 class PlateImportError(Exception):
@@ -221,13 +220,26 @@ def _single_notes(path: str, choice: str, mode: str) -> list[str]:
         return []
     notes = []
     if choice == "auto":
-        notes.append(f"imported as one image: its {len(siblings.files())} numbered neighbours are named like "
-                     "camera photos; choose Image Sequence to import them as frames")
+        others = len(siblings.files()) - 1  # the file itself is not its own neighbour
+        notes.append(f"imported as one image: its {others} numbered neighbour{'s' if others != 1 else ''} "
+                     f"{'are' if others != 1 else 'is'} {_why_single(siblings)}; choose Image Sequence to import "
+                     "them as frames")
     extra = clip_frame_count(path) - 1
     if mode in ("clip", "camera-bg") and extra > 0:
         notes.append(f"Blender's movie clip also reads the {extra} numbered image(s) after it as frames; the "
                      "scene's frame range holds this one image")
     return notes
+
+
+def _why_single(seq: ImageSequence) -> str:
+    """Why auto (core.sequences.plate_naming) left numbered neighbours out, in the words of its rule."""
+    from .core.sequences import _CAMERA_NAME
+
+    if _CAMERA_NAME.match(seq.head):
+        return "named like camera photos"
+    if len(seq.files()) * 2 < seq.frame_count:
+        return "numbered far apart (fewer than half the numbers between the first and the last)"
+    return "not named like a plate (name.0001.ext) and not in a plate format"
 
 
 def _gap_warning(seq: ImageSequence, mode: str) -> str:

@@ -125,14 +125,15 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
             self._result = importer.import_asset(asset, self.mode, scene=context.scene, start_frame=start,
                                                  sequence=self.sequence, pixel_aspect=self.pixel_aspect)
             return False
-        importer.check_pixel_aspect(self.pixel_aspect)
         lk = bridge_link.link()
         lk.settings.start_frame = start
 
         def done(result: Any) -> None:
             self._result = result
 
-        self._transfer = lk.import_shot(asset, self.mode, scene=context.scene, force_fetch=True, on_done=done)
+        # The Numbered Images choice and the pixel aspect go with the fetch (checked before it starts).
+        self._transfer = lk.import_shot(asset, self.mode, scene=context.scene, force_fetch=True, on_done=done,
+                                        sequence=self.sequence, pixel_aspect=self.pixel_aspect)
         return True
 
     def _finish(self) -> set[str]:
@@ -141,10 +142,6 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
             self.report({"ERROR"}, self._error or (lk.errors[-1] if lk and lk.errors else "import failed"))
             return {"CANCELLED"}
         s = self._result.settings
-        if self.pixel_aspect and self._transfer is not None:
-            # bridge_link.import_shot (the fetch path) does not take an override yet: say so, never drop it silently
-            self.report({"WARNING"}, f"{self._result.name}: fetched plates keep the probe's pixel aspect; set "
-                                     f"{self.pixel_aspect:g} on the clip's camera and the scene by hand")
         for warning in self._result.warnings:
             self.report({"WARNING"}, f"{self._result.name}: {warning}")
         for note in getattr(self._result, "notes", ()):  # a pushed shot's result may come from an older importer

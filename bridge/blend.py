@@ -36,11 +36,17 @@ def check_mode(mode: str, sequence: str = "auto") -> None:
 
 
 def _sequence_plan(path: str, sequence: str) -> tuple[str, str | None]:
-    """What the worker's importer makes of a still image under ``sequence``: (how, refusal or None)."""
+    """What the worker's importer makes of a still image under ``sequence``: (how, refusal or None). A file not
+    on this machine (a remote root) is fetched alone, as one image; "sequence" is refused for it (the worker
+    refuses it before fetching, in the same words: blender_mediaidx.batch.fetched_sequence_error)."""
+    from blender_mediaidx.batch import fetched_sequence_error  # bpy-free
     from blender_mediaidx.core.sequences import SequenceChoiceError, find_sequence  # bpy-free
 
+    if not (path and os.path.isfile(path)):
+        refusal = fetched_sequence_error(os.path.basename(path or "") or "the image", "image", sequence)
+        return ("", refusal) if refusal else ("; single image (fetched through the bridge)", None)
     try:
-        seq = find_sequence(path, sequence) if path and os.path.isfile(path) else None
+        seq = find_sequence(path, sequence)
     except SequenceChoiceError as exc:
         return "", str(exc)
     if seq is None:

@@ -31,10 +31,11 @@ class PlateFacts:
     """A plate as Blender's movie clip will see it: what the export's file names depend on."""
 
     path: str
-    width: int
+    width: int  # 0 (with height) when not known before the run: see ``unknown``
     height: int
     pixel_aspect: float = 1.0  # given by hand, else the probe's sample aspect ratio: the worker sets the same
     pixel_aspect_given: bool = False  # --pixel-aspect / --witness-pixel-aspect, not the plate's metadata
+    unknown: str | None = None  # why the size is not known before the run (our probe cannot read the image)
 
 
 def resolve_plate(ix: MediaIndexer, ref: str) -> str:
@@ -53,13 +54,21 @@ def resolve_plate(ix: MediaIndexer, ref: str) -> str:
 
 def plate_facts(path: str, pixel_aspect: float | None = None) -> PlateFacts:
     """Size and frame count of a plate as Blender's movie clip reads it, from the bridge's probe (no Blender):
-    a still image counts its own number and the numbered images after it (Blender's rule); a movie's size is
-    its stored pixels turned by its rotation (Blender 5 applies rotation, not EXIF orientation nor pixel
-    aspect); the pixel aspect is the one the worker gives the tracking camera (tracking.plan's rule: the value
-    given, ``pixel_aspect``, else the probe's). Raises MediaIdxError where the worker would stop with "no such
-    plate" or "no frames to track"."""
+    a still image is read from the first image of its numbered sequence (tracking.plan.clip_first_image, what
+    the worker loads) and counts the numbered images from there (Blender's rule); an EXR's size is its data
+    window (an overscan plate's is not the display window the probe reports); a movie's size is its stored
+    pixels turned by its rotation (Blender 5 applies rotation, not EXIF orientation nor pixel aspect); the
+    pixel aspect is the one the worker gives the tracking camera (tracking.plan's rule: the value given,
+    ``pixel_aspect``, else the probe's). A still image our probe cannot read but Blender can (Cineon, ...)
+    gets its size from the run (``unknown`` says why). Raises MediaIdxError where the worker would stop
+    with "no such plate" or "no frames to track"."""
     from blender_mediaidx.core.sequences import clip_frame_count  # bpy-free
-    from blender_mediaidx.tracking.plan import choose_pixel_aspect  # bpy-free
+    from blender_mediaidx.tracking.plan import (
+        choose_pixel_aspect,
+        clip_first_image,
+        exr_data_window,
+        is_image,
+    )
 
     from .errors import ProbeError
     from .probe import probe_file
@@ -67,14 +76,25 @@ def plate_facts(path: str, pixel_aspect: float | None = None) -> PlateFacts:
     name = os.path.basename(path)
     if not os.path.isfile(path):
         raise MediaIdxError(f"{path}: no such plate")
+    first = clip_first_image(path)
     try:
-        probe = probe_file(path)
+        probe = probe_file(first)
     except (ProbeError, OSError) as exc:
-        raise MediaIdxError(f"{name}: Blender cannot read it ({exc})") from None
+        if not is_image(path):  # a movie: Blender reads movies through FFmpeg too
+            raise MediaIdxError(f"{name}: Blender cannot read it ({exc})") from None
+        # A still format Blender reads with its own readers: the worker goes on (pixel aspect 1 or the one
+        # given); only the size, so the .chan's filmback, waits for the run.
+        if clip_frame_count(first) <= 1:
+            raise MediaIdxError(f"{name}: no frames to track") from None
+        why = f"our probe (FFmpeg) cannot read {os.path.basename(first)}: {exc}"
+        return PlateFacts(path, 0, 0, float(pixel_aspect) if pixel_aspect else 1.0, bool(pixel_aspect), why)
     video = next((s for s in probe.get("streams") or [] if s.get("type") == "video" and s.get("width")), None)
     if probe.get("kind") == "image":
         image = probe.get("image") or video or {}
-        width, height, frames = image.get("width") or 0, image.get("height") or 0, clip_frame_count(path)
+        width, height, frames = image.get("width") or 0, image.get("height") or 0, clip_frame_count(first)
+        window = exr_data_window(first)
+        if window is not None:  # Blender's clip is the data window (overscan included), FFmpeg's the display
+            width, height = window
     elif video is not None:
         width, height = video["width"], video["height"]
         if video.get("rotation") in (90, -90, 270, -270):
@@ -152,19 +172,27 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
                          pixel_aspect=pixel_aspect, witness_pixel_aspect=witness_pixel_aspect)
     kinds = tuple(formats.split(",")) if formats is not None else FORMATS
     items: list[PlanItem] = []
+    planned: set[str] = set()
 
     def add(fname: str, kind: str, source: str | None, reason: str) -> None:
         dest = out / fname
+        planned.add(fname)
         items.append(PlanItem("write", str(dest), source=source, kind=kind,
                               reason=reason + ("; replaces the file there" if dest.exists() else "")))
 
+    unknown_chans: list[str] = []
     for cam, facts in zip(plan.camera_names(len(plates) - 1), plates, strict=True):
         sw, sh = plan.filmback(sensor_width, facts.width, facts.height, facts.pixel_aspect)
         role = "hero" if cam == "hero" else "witness"
         squeeze = f", pixel aspect {facts.pixel_aspect:.4g}" if facts.pixel_aspect != 1 else ""
         if facts.pixel_aspect_given:
             squeeze = f", pixel aspect {facts.pixel_aspect:.4g} (given)"
-        why = f"{cam} camera ({facts.width}x{facts.height}{squeeze}, filmback {sw:g}x{sh:.4g} mm)"
+        if sh is None:
+            why = (f"{cam} camera (size read by Blender in the run, so the filmback height '{plan.UNKNOWN}' "
+                   f"too: {facts.unknown}{squeeze}, filmback width {sw:g} mm)")
+            unknown_chans.append(f"{plan.safe(cam)}_ZXY_")
+        else:
+            why = f"{cam} camera ({facts.width}x{facts.height}{squeeze}, filmback {sw:g}x{sh:.4g} mm)"
         if role == "witness":
             why += ", if it solves"
         for kind, fname in plan.camera_files(plan.safe(cam), sw, sh, kinds).items():
@@ -172,6 +200,13 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
     add(plan.SHOT_MANIFEST, "manifest", None, "the shot manifest")
     if save_blend:
         add(plan.SHOT_BLEND, "blend", None, "the solved scene")
+    # What the previous run exported here (its shot.json) and this one does not write: removed, so the folder
+    # holds what the new shot.json lists (a witness that no longer solves, a .chan under an older filmback).
+    for fname in plan.stale_exports(out, plan.previous_exports(out), planned):
+        reason = "listed by the previous shot.json, not written by this run"
+        if fname.endswith(".chan") and any(fname.startswith(p) for p in unknown_chans):
+            reason += " (unless the filmback Blender reads gives the same name)"
+        items.append(PlanItem("remove", str(out / fname), kind="previous export", reason=reason))
     return items
 
 

@@ -8,14 +8,27 @@ does not read a plate's pixel aspect: `pixel_aspect_from_probe` gives it from th
 aspect ratio), for the worker that sets the tracking camera and for the dry run alike. A transcode often drops
 that metadata: `--pixel-aspect` (hero) and `--witness-pixel-aspect` (per witness) give it by hand, and the plan's
 filmback follows the value given (``choose_pixel_aspect``).
+
+The plate's size is the one Blender's movie clip reads: an OpenEXR with overscan is its data window, where the
+probe (FFmpeg) reports the display window (``exr_data_window``). Where the probe cannot read a still image that
+Blender reads (Cineon, ...), the .chan's filmback height is not known before the run (``UNKNOWN``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import struct
+from pathlib import Path
 from typing import Any
 
+from ..core.sequences import numbered_sequence
 from ..core.track_formats import FORMATS
+
+# Still-image formats Blender reads (the importer's and the tracking worker's list): only these can make numbered
+# siblings an image sequence (take5.mov beside take6.mov is two movies, not a two-frame sequence).
+IMAGE_EXTS = frozenset(("png", "jpg", "jpeg", "exr", "tif", "tiff", "dpx", "cin", "tga", "bmp", "webp", "hdr", "bw",
+                        "jp2", "j2c", "sgi", "rgb", "psd", "heic", "avif"))
 
 # Blender's MovieTrackingCamera: sensor_width defaults to 35 mm (BKE_tracking_settings_init) and is clamped
 # to 0..500 mm; a 0 or negative width would leave a filmback nobody can use.
@@ -28,6 +41,59 @@ MIN_PIXEL_ASPECT = 0.1
 MAX_PIXEL_ASPECT = 10.0
 SHOT_MANIFEST = "shot.json"
 SHOT_BLEND = "shot.blend"
+SHOT_SCHEMA = "mediaidx.shot/1"  # shot.json's "schema": a manifest we wrote
+UNKNOWN = "?"  # the filmback height in a planned .chan name when the plate's size is not known before the run
+
+
+def is_image(path: str) -> bool:
+    """A still image by its extension (IMAGE_EXTS): what Blender's clip reads as a numbered sequence."""
+    return os.path.splitext(path)[1].lstrip(".").lower() in IMAGE_EXTS
+
+
+def clip_first_image(path: str) -> str:
+    """The file the tracking worker loads for the plate ``path``: the first image of its numbered sequence (a
+    sequence given by a later frame is still tracked from its first, as the importer does), else ``path``."""
+    seq = numbered_sequence(path) if is_image(path) else None
+    return seq.path(seq.first) if seq is not None else path
+
+
+_EXR_MAGIC = 20000630
+_EXR_HEADER_MAX = 1 << 20  # the attribute list of a real header is a few KiB; a bigger one is not a header
+
+
+def exr_data_window(path: str) -> tuple[int, int] | None:
+    """(width, height) of an OpenEXR's data window, the pixels Blender loads (its clip size); None when ``path``
+    is not a readable EXR. FFmpeg's probe reports the display window, which an EXR with overscan (or a crop)
+    does not match. A short parse of the header's attribute list (name, type, size, value; an empty name ends
+    it; a multi-part file starts with its first part's): the dataWindow box2i is all we need, so no OpenEXR
+    library (not in the bridge's dependencies, and bpy-free code cannot use Blender's)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_EXR_HEADER_MAX)
+    except OSError:
+        return None
+    if len(head) < 8 or struct.unpack_from("<i", head)[0] != _EXR_MAGIC:
+        return None
+    pos = 8
+    while pos < len(head):
+        end = head.find(b"\0", pos)
+        if end <= pos:  # the empty name that ends the header, or no terminator
+            return None
+        name = head[pos:end]
+        tend = head.find(b"\0", end + 1)
+        if tend < 0 or tend + 5 > len(head):
+            return None
+        (size,) = struct.unpack_from("<i", head, tend + 1)
+        value = tend + 5
+        if size < 0 or value + size > len(head):
+            return None
+        if name == b"dataWindow" and head[end + 1:tend] == b"box2i" and size == 16:
+            x0, y0, x1, y1 = struct.unpack_from("<4i", head, value)
+            if x1 < x0 or y1 < y0:
+                return None
+            return x1 - x0 + 1, y1 - y0 + 1
+        pos = value + size
+    return None
 
 
 def safe(name: str) -> str:
@@ -95,19 +161,62 @@ def blender_pixel_aspect(pixel_aspect: float) -> float:
     return _float32(max(pixel_aspect, MIN_PIXEL_ASPECT))
 
 
-def filmback(sensor_width_mm: float | None, width: int, height: int, pixel_aspect: float = 1.0) -> tuple[float, float]:
+def filmback(sensor_width_mm: float | None, width: int, height: int,
+             pixel_aspect: float = 1.0) -> tuple[float, float | None]:
     """(sensor width, sensor height) in mm as export.lens_info computes them from the tracking camera: the
     height covers the plate's rows, each 1 / pixel_aspect of a column wide on screen, so sensor width / height
-    is the picture's aspect on screen (an anamorphic plate's de-squeezed aspect)."""
+    is the picture's aspect on screen (an anamorphic plate's de-squeezed aspect). The height is None when the
+    plate's size is not known (0)."""
     sw = _float32(sensor_width_mm) if sensor_width_mm else DEFAULT_SENSOR_WIDTH_MM
+    if not width or not height:
+        return sw, None
     return sw, sw * height / (width * blender_pixel_aspect(pixel_aspect))
 
 
-def chan_name(name: str, sensor_width_mm: float, sensor_height_mm: float) -> str:
-    return f"{name}_ZXY_{sensor_width_mm:g}x{sensor_height_mm:.3g}.chan"
+def chan_name(name: str, sensor_width_mm: float, sensor_height_mm: float | None) -> str:
+    """NAME_ZXY_<w>x<h>.chan; ``UNKNOWN`` for a height not known before the run (a plan only)."""
+    h = UNKNOWN if sensor_height_mm is None else f"{sensor_height_mm:.3g}"
+    return f"{name}_ZXY_{sensor_width_mm:g}x{h}.chan"
 
 
-def camera_files(name: str, sensor_width_mm: float, sensor_height_mm: float,
+def previous_exports(out: Path) -> list[str]:
+    """The file names the shot.json in ``out`` lists, when we wrote it (its schema): what an earlier run exported
+    there. Only plain names inside ``out`` count (never a path that leads elsewhere); [] without such a manifest."""
+    try:
+        manifest = json.loads((out / SHOT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict) or manifest.get("schema") != SHOT_SCHEMA:
+        return []
+    names: list[str] = []
+    for cam in manifest.get("cameras") or []:
+        files = cam.get("files") if isinstance(cam, dict) else None
+        for fname in (files.values() if isinstance(files, dict) else ()):
+            if (isinstance(fname, str) and fname not in (".", "..", SHOT_MANIFEST, "") and "/" not in fname
+                    and "\\" not in fname and "\0" not in fname and fname not in names):
+                names.append(fname)
+    return names
+
+
+def stale_exports(out: Path, previous: list[str], kept: set[str]) -> list[str]:
+    """The names of ``previous`` (``previous_exports``) that the new run does not write (``kept``) and that are
+    still files in ``out``: what the run removes, so shot.json and the folder agree."""
+    return [n for n in previous if n not in kept and ((out / n).is_file() or (out / n).is_symlink())]
+
+
+def remove_stale_exports(out: Path, previous: list[str], kept: set[str]) -> list[str]:
+    """Remove ``stale_exports``; returns the names removed (one that vanished meanwhile is skipped)."""
+    removed = []
+    for n in stale_exports(out, previous, kept):
+        try:
+            (out / n).unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(n)
+    return removed
+
+
+def camera_files(name: str, sensor_width_mm: float, sensor_height_mm: float | None,
                  formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
     """kind -> file name of everything one camera's export writes (lens and plate always)."""
     files: dict[str, str] = {}

@@ -20,10 +20,10 @@ from ..core.scene_setup import blender_fps, parse_rate, scene_rate
 from ..core.sequences import numbered_sequence
 from ..core.similarity import apply_similarity, similarity_matrix, similarity_transform
 from . import export, solver
-from .plan import SHOT_MANIFEST, blender_pixel_aspect, pixel_aspect_from_probe
+from .plan import SHOT_MANIFEST, SHOT_SCHEMA, blender_pixel_aspect, clip_first_image, pixel_aspect_from_probe
 from .solver import SURVEY_PREFIX, is_survey
 
-SCHEMA = "mediaidx.shot/1"
+SCHEMA = SHOT_SCHEMA
 CONVENTIONS = {
     "world": "Blender: Z up; units of the hero's solve (arbitrary scale, no survey distances applied)",
     "camera": "looks down local -Z, local +Y up; exported matrices are rigid (no scale)",
@@ -60,21 +60,25 @@ class ShotSpec:
 
 
 def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
+    """The plate as a movie clip: an image sequence from its first image, whichever of its frames was given
+    (frame_start is that image's number, so scene frames, plate.json and the cameras agree with the files)."""
     if not os.path.exists(spec.path):
         raise solver.TrackingError(f"{spec.path}: no such plate")
+    # Blender reads the numbered images from the one it loads; the plan (plan.clip_first_image) starts there too.
+    path = clip_first_image(spec.path)
     try:
-        clip = bpy.data.movieclips.load(spec.path)
+        clip = bpy.data.movieclips.load(path)
     except RuntimeError as exc:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: Blender cannot read it ({exc})") from None
     if clip.size[0] == 0 or clip.frame_duration <= 1:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: no frames to track")
     # Only an image sequence starts at its own first number: a movie named take5.mov beside take6.mov is not one.
     # Blender reads every numbered sibling as a frame, whatever the naming (a timelapse IMG_0001.JPG.. too).
-    seq = numbered_sequence(spec.path) if clip.source == "SEQUENCE" else None
+    seq = numbered_sequence(path) if clip.source == "SEQUENCE" else None
     clip.frame_start = seq.first if seq is not None else 1
     # Blender does not read the pixel aspect from the file: without it an anamorphic plate is solved as if its
     # pixels were square (focal length, filmback and every exported camera off by the squeeze).
-    pa = spec.pixel_aspect or plate_pixel_aspect(spec.path)  # given by hand (--pixel-aspect) wins
+    pa = spec.pixel_aspect or plate_pixel_aspect(path)  # given by hand (--pixel-aspect) wins
     clip.tracking.camera.pixel_aspect = blender_pixel_aspect(pa)
     return clip
 

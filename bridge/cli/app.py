@@ -593,6 +593,8 @@ def track(
                              + (", aligned to the hero" if c.get("aligned") else ""))
         if summary.get("manifest"):
             render.out.print(f"wrote {summary['manifest']}")
+        for path in summary.get("removed", []):
+            render.out.print(f"removed {path} (an earlier run's export this run no longer writes)")
         for f in summary.get("failed", []):
             render.err.print(f"[red]failed[/red]: {f['error']}")
     if summary.get("failed"):
