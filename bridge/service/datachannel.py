@@ -96,6 +96,11 @@ class DataChannel:
             self._active[job.tid] = job
         return {"kind": kind, "address": address, "ticket": ticket}
 
+    def count(self, identity: bytes) -> int:
+        """Transfers of one client connection offered or streaming (the bridge caps them per connection)."""
+        with self._lock:
+            return sum(1 for j in self._active.values() if j.identity == identity)
+
     def sweep(self) -> None:
         """Void the tickets nobody used in time (and close their files)."""
         now = time.monotonic()
@@ -239,7 +244,9 @@ class DataChannel:
             conn.close()
             return
         if time.monotonic() > job.expires or job.cancel.is_set():
-            self._done(job)  # the file closed before the client sees the connection end
+            with self._lock:
+                self._active.pop(job.tid, None)
+            _close_later([job])  # not on this thread: a close can hang on a dead mount, and it reads every ticket
             conn.close()
             return
         conn.setblocking(True)

@@ -4,9 +4,10 @@ One thread owns the ROUTER socket and does everything quick: decoding, validatio
 session bookkeeping, pushing shots, streaming file chunks under credit. Slow work (probes, thumbnails,
 scans) runs on worker threads with their own catalog connections and hands its replies and events back
 through a queue that wakes the loop. The loop never touches the files it serves: a mount that hangs (an NFS
-hard mount, a dead SMB share) would freeze every client. Path checks, opens and stats run on workers, and
-the bytes are read ahead by a thread per transfer (streaming.py); same-host fetches move their bytes over
-the data channel (datachannel.py), on threads of their own. A malformed or oversized message gets an error
+hard mount, a dead SMB share) would freeze every client. Path checks, opens and stats run on file-operation
+threads capped per storage (fileops.py), and the bytes are read ahead by a thread per transfer, within the
+client's credit (streaming.py); same-host fetches move their bytes over the data channel (datachannel.py), on
+threads of their own. A malformed or oversized message gets an error
 reply or is dropped; nothing a peer sends can stop the loop.
 """
 
@@ -36,6 +37,7 @@ from ..indexer import MediaIndexer
 from ..scan import ScanEvent
 from ..storage import is_remote
 from .datachannel import ChannelJob, DataChannel, kinds
+from .fileops import FileOps
 from .rootpolicy import RootPolicy
 from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
 from .streaming import LocalSource
@@ -50,6 +52,9 @@ MAX_WINDOW = 64
 # a client does not read stay in ZeroMQ's queue, in these buffers, and a peer that opens many fetches and never
 # reads them would otherwise grow the bridge by up to MAX_WINDOW chunks per fetch, without bound.
 PEER_BUFFER_BYTES = 256 << 20
+# Fetches one client connection may have open at once (each holds a file, a reader thread and its buffers): a peer
+# that opens fetches and never reads them is refused beyond this (`unavailable`) instead of growing the bridge.
+MAX_FETCHES_PER_PEER = 32
 SEARCH_LIMIT_MAX = 1000
 COUNT_CAP = 10_000  # interactive totals stop counting here ("10,000+")
 
@@ -193,9 +198,12 @@ class BridgeServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mediaidx-worker")
-        # Opening and checking the local files clients name (fetch, scan roots): its own pool, so fetches stuck
-        # on a mount that hangs hold neither the loop nor the workers that probe and make thumbnails.
-        self._fs_pool = ThreadPoolExecutor(4, thread_name_prefix="mediaidx-fs")
+        # Checking and opening the files clients name (fetch, scan roots): daemon threads capped per storage
+        # (fileops.py), so calls stuck on a mount that hangs hold up neither the loop, nor the workers that probe
+        # and make thumbnails, nor the other storages, nor the process's exit.
+        self.fileops = FileOps()
+        self._opening: dict[bytes, int] = {}  # fetches being prepared per client connection
+        self._opening_lock = threading.Lock()
         self._local = threading.local()
         self.stats = {"requests": 0, "bad": 0}
         self.data = DataChannel(self._post)  # the same-host data channel (datachannel.py)
@@ -259,7 +267,7 @@ class BridgeServer:
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(MediaIdxError("the bridge stopped"))
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._fs_pool.shutdown(wait=False, cancel_futures=True)  # one stuck on a dead mount must not hold exit
+            self.fileops.close()  # those waiting are refused; one stuck on a dead mount is a daemon thread
             for t in list(self.transfers.values()):
                 self._close_transfer(t)
             self.data.close()
@@ -294,6 +302,7 @@ class BridgeServer:
                     self._on_message(sock, frames)
             self._send_results(sock)
             self._run_calls()
+            self.fileops.expire()
             self._stream(sock)
             if time.monotonic() - last_sweep > 5:
                 last_sweep = time.monotonic()
@@ -385,7 +394,13 @@ class BridgeServer:
         self.data.sweep()
         mono = time.monotonic()
         for t in list(self.transfers.values()):
-            if mono - t.last_activity > TRANSFER_IDLE_S:
+            # A source hashing a resumed client's part, or in a read of slow storage, is not idle.
+            last = max(t.last_activity, t.source.active_at() if t.source is not None else 0.0)
+            if mono - last > TRANSFER_IDLE_S:
+                # Said to the client: one waiting for a resume's first chunk has no timeout of its own.
+                self._send(self._loop_sock, t.identity, P.event("fetch.error", {
+                    "transfer": t.tid, "code": P.UNAVAILABLE,
+                    "message": f"the transfer was idle for {TRANSFER_IDLE_S:.0f} s; fetch again to resume"}))
                 self._close_transfer(t)
         with self._jobs_lock:
             for job_id, job in list(self.jobs.items()):
@@ -637,21 +652,67 @@ class BridgeServer:
             raise P.ProtocolError(P.BAD_REQUEST, "'roots' must be a list of folders")
         opts = {k: bool(args[k]) for k in ("probe", "thumbs", "dry_run", "retry_failed", "analyze") if k in args}
         registered = self._roots()
+        # On a file-op thread: the check resolves symlinks of the roots and the allowed folders, which waits as
+        # long as a mount that hangs. Forbidden before anything starts, dry runs included.
+        key = _storage_key(roots[0], registered) if len(roots) == 1 else tuple(sorted(roots))
+        return self._off_loop(identity, rid, key, lambda: self.policy.check_scan(roots, registered),
+                              lambda _: self._start_scan(identity, roots, opts), None, "scan")
 
-        def check() -> None:
-            # On a worker: the check resolves symlinks of the root and the allowed folders, which waits as long
-            # as a mount that hangs. Forbidden before anything starts, dry runs included.
+    def _off_loop(self, identity: bytes, rid: Any, key: Any, prepare: Callable[[], Any],
+                  register: Callable[[Any], Any], release: Callable[[Any], None] | None, what: str,
+                  done: Callable[[], None] | None = None) -> object:
+        """Run ``prepare()`` (checks, open, stat: what may hang on a storage) on a file-op thread keyed by
+        ``key`` (fileops.py), then ``register(prepared)`` on the loop, which returns the reply's result: so the
+        reply always precedes a transfer's first chunk or a job's first event. Exactly one reply goes out: the
+        loop claims the request before it registers (an error there is answered from the loop, and what was
+        prepared released off it), and a prepare that failed, or a loop that did not take it in time, is
+        answered from the thread. ``release(prepared)`` frees what ``register`` did not take (an fd);
+        ``done()`` runs (on any thread) once the request is answered or abandoned."""
+        lock = threading.Lock()
+        state = {"claimed": False, "abandoned": False}
+
+        def on_loop(prepared: Any) -> None:
+            with lock:
+                if state["abandoned"]:
+                    return
+                state["claimed"] = True
+            if done is not None:
+                done()
             try:
-                self.policy.check_scan(roots, registered)
-                self.call_in_loop(lambda: self._start_scan(identity, rid, roots, opts), timeout=30)
+                result = register(prepared)
             except Exception as exc:
-                self._post(identity, error_reply(rid, exc, "scan", other=P.UNAVAILABLE))
+                if release is not None:  # never on the loop: a close can hang on a dead mount too
+                    threading.Thread(target=release, args=(prepared,), name="mediaidx-release", daemon=True).start()
+                self._send(self._loop_sock, identity, error_reply(rid, exc, what, other=P.UNAVAILABLE))
+                return
+            self._send(self._loop_sock, identity, P.ok(rid, result))
 
-        self._fs_pool.submit(check)
+        def fail(exc: BaseException, prepared: Any = None) -> None:  # any thread
+            with lock:
+                if state["claimed"] or state["abandoned"]:
+                    return
+                state["abandoned"] = True
+            if prepared is not None and release is not None:
+                with contextlib.suppress(Exception):
+                    release(prepared)
+            if done is not None:
+                done()
+            self._post(identity, error_reply(rid, exc, what, other=P.UNAVAILABLE))
+
+        def run() -> None:
+            prepared = None
+            try:
+                prepared = prepare()
+                self.call_in_loop(lambda: on_loop(prepared), timeout=30)
+            except Exception as exc:
+                fail(exc, prepared)
+
+        self.fileops.submit(key, run, fail)
         return _NO_REPLY
 
-    def _start_scan(self, identity: bytes, rid: Any, roots: list[str], opts: dict[str, bool]) -> None:
-        """Loop thread: start the scan job unless one runs, and answer with its id before its first event."""
+    def _start_scan(self, identity: bytes, roots: list[str], opts: dict[str, bool]) -> dict[str, Any]:
+        """Loop thread: start the scan job unless one runs; its id is the reply (sent before its first event:
+        events go out through the results queue, after this call's reply)."""
         running = next((j for j in self.jobs.values() if j.kind == "scan" and j.state == "running"), None)
         if running is not None:
             raise P.ProtocolError(P.CONFLICT, f"a scan is already running (job {running.id})")
@@ -698,16 +759,17 @@ class BridgeServer:
                 job.version += 1
             self._post(job.identity, P.event("job.done", done))
 
-        self._send(self._loop_sock, identity, P.ok(rid, {"job": job.id}))
         threading.Thread(target=run, name=f"mediaidx-scan-{job.id}", daemon=True).start()
+        return {"job": job.id}
 
     # -- fetch ------------------------------------------------------------------------------------------------
     def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
-        """Answered from a worker: a local file may sit on a mount that hangs, so the loop only looks up the
-        catalog; path checks, the open, the stat and every read happen on other threads (`_fetch_local`)."""
+        """Answered from a file-op thread: a local file may sit on a mount that hangs, so the loop only looks up
+        the catalog; path checks, the open, the stat and every read happen on other threads (`_off_loop`)."""
         chunk = min(max(P.arg(args, "chunk", int, 1 << 20), 4096), MAX_CHUNK)
         window = min(max(P.arg(args, "window", int, 8), 1), MAX_WINDOW)
         offset = P.arg(args, "offset", int, 0)
+        self._check_fetch_cap(identity)
         roots = self._roots()
         resolve: Callable[[], bytes]
         if "asset" in args:
@@ -719,12 +781,14 @@ class BridgeServer:
                                           self._channel_kind(args))
             full = os.fsencode(url).rstrip(b"/") + b"/" + rel
             resolve = lambda: contained(full, roots)  # noqa: E731
+            key: Any = url
         elif "thumbnail" in args:
             a = self.ix.get(P.arg(args, "thumbnail", int, required=True))
             if not a.thumb:
                 raise NotFoundError("this asset has no thumbnail yet")
             thumb = os.fsencode(a.thumb)
             resolve = lambda: thumb  # noqa: E731
+            key = "the thumbnail cache"
         else:
             wanted = P.arg(args, "path", str, required=True)
             if "://" in wanted:
@@ -732,21 +796,57 @@ class BridgeServer:
                 return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
             resolve = lambda: contained(wanted, roots)  # noqa: E731
-        return self._fetch_local(identity, rid, resolve, offset, chunk, window, args.get("expect"),
+            key = _storage_key(wanted, roots)
+        return self._fetch_local(identity, rid, key, resolve, offset, chunk, window, args.get("expect"),
                                  self._channel_kind(args))
 
-    def _fetch_local(self, identity: bytes, rid: Any, resolve: Callable[[], bytes], offset: int, chunk: int,
-                     window: int, expect: Any, kind: str | None) -> object:
-        """A local file, the way `_fetch_remote` serves a remote one: containment (realpath), open and stat run
-        on a worker of their own pool, the bytes on a LocalSource or data-channel thread. A mount that hangs
-        (an NFS hard mount, a dead SMB share) then holds up that fetch only, never the loop and the other
-        clients. The transfer is registered, and the reply sent, on the loop thread: the reply always goes out
-        before the first chunk. Whoever holds the fd closes it: this worker until the transfer is registered,
-        then the source's thread or the data channel."""
-        lock = threading.Lock()
-        state = {"registered": False, "abandoned": False}
+    def _fetches_open(self, identity: bytes) -> int:
+        """Loop thread: the fetches a client connection has open (transfers, data-channel jobs) or in the
+        making."""
+        with self._opening_lock:
+            opening = self._opening.get(identity, 0)
+        return (opening + sum(1 for t in self.transfers.values() if t.identity == identity)
+                + self.data.count(identity))
 
-        def prepare() -> tuple[int, os.stat_result, Any]:
+    def _check_fetch_cap(self, identity: bytes) -> None:
+        if self._fetches_open(identity) >= MAX_FETCHES_PER_PEER:
+            raise P.ProtocolError(P.UNAVAILABLE, f"this connection has {MAX_FETCHES_PER_PEER} fetches open already "
+                                                 "(the most the bridge allows): finish or abort some first")
+
+    def _fetch_off_loop(self, identity: bytes, rid: Any, key: Any, prepare: Callable[[], Any],
+                        register: Callable[[Any], Any], release: Callable[[Any], None] | None, what: str) -> object:
+        """`_off_loop` for a fetch: counted against MAX_FETCHES_PER_PEER while it is being prepared."""
+        with self._opening_lock:
+            self._opening[identity] = self._opening.get(identity, 0) + 1
+
+        def done() -> None:
+            with self._opening_lock:
+                left = self._opening.get(identity, 0) - 1
+                if left > 0:
+                    self._opening[identity] = left
+                else:
+                    self._opening.pop(identity, None)
+
+        def checked(prepared: Any) -> Any:  # on the loop, after done(): fetches that raced past the first check
+            self._check_fetch_cap(identity)
+            return register(prepared)
+
+        try:
+            return self._off_loop(identity, rid, key, prepare, checked, release, what, done)
+        except BaseException:  # not submitted (no thread to be had): answered by the caller, not counted
+            done()
+            raise
+
+    def _fetch_local(self, identity: bytes, rid: Any, key: Any, resolve: Callable[[], bytes], offset: int,
+                     chunk: int, window: int, expect: Any, kind: str | None) -> object:
+        """A local file, the way `_fetch_remote` serves a remote one: containment (realpath), open and stat run
+        on a file-op thread capped per storage (fileops.py), the bytes (and the hash of a resumed client's part,
+        the whole file when it has it all) on a LocalSource or data-channel thread. A mount that hangs (an NFS
+        hard mount, a dead SMB share) then holds up that fetch only, never the loop, the other clients and the
+        other storages. Whoever holds the fd closes it: the file-op thread until the transfer is registered,
+        then the source's thread or the data channel."""
+
+        def prepare() -> tuple[int, os.stat_result]:
             path = resolve()  # Forbidden outside the roots
             try:
                 # O_NONBLOCK: opening a named pipe must not wait for a writer
@@ -760,62 +860,27 @@ class BridgeServer:
                 if not stat.S_ISREG(st.st_mode):  # a folder, pipe or device: nothing a fetch can verify
                     raise Forbidden("not a regular file: only files can be fetched")
                 os.set_blocking(fd, True)
-                if isinstance(expect, dict) and (expect.get("size") != st.st_size
-                                                 or expect.get("mtime_ns") != st.st_mtime_ns):
-                    raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
-                if not 0 <= offset <= st.st_size:
-                    raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.st_size} bytes)")
-                hasher = xxhash.xxh3_128()
-                if not kind and offset and offset >= st.st_size:  # the client has it all: only the hash is owed
-                    buf = memoryview(bytearray(8 << 20))
-                    pos = 0
-                    while n := os.preadv(fd, [buf], pos):
-                        hasher.update(buf[:n])
-                        pos += n
-                    fd, done = -1, fd
-                    os.close(done)
+                _check_range(expect, offset, st.st_size, st.st_mtime_ns)
             except BaseException:
-                if fd >= 0:
-                    os.close(fd)
+                os.close(fd)
                 raise
-            return fd, st, hasher
+            return fd, st
 
-        def register(fd: int, st: os.stat_result, hasher: Any) -> None:  # on the loop thread
-            with lock:
-                if state["abandoned"]:
-                    return
-                state["registered"] = True
+        def register(prepared: tuple[int, os.stat_result]) -> dict[str, Any]:  # on the loop thread
+            fd, st = prepared
             reply: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "offset": offset,
                                      "hash": "xxh3_128", "chunk": chunk, "window": window}
             if kind:  # the same-host data channel: the bytes (and the hashing) leave the loop
                 job = ChannelJob(self._new_tid(), identity, st.st_size, offset, st.st_mtime_ns, fd=fd)
-                reply = {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
-            else:
-                source = None
-                if fd >= 0:  # LocalSource hashes a resumed client's part first, then reads ahead
-                    source = LocalSource(fd, st.st_size, offset, chunk, window, hasher, self._wake)
-                t = OutTransfer(self._new_tid(), identity, st.st_size, offset, chunk, window, hasher, source)
-                self.transfers[t.tid] = t
-                reply = {"transfer": t.tid, **reply}
-            self._send(self._loop_sock, identity, P.ok(rid, reply))
+                return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}  # owns fd once offered
+            t = OutTransfer(self._new_tid(), identity, st.st_size, offset, chunk, window, xxhash.xxh3_128())
+            # Last, as it takes the fd: hashes a resumed client's part (all of the file when it has it all), then
+            # reads ahead up to the client's credit.
+            t.source = LocalSource(fd, st.st_size, offset, chunk, window, t.hasher, self._wake)
+            self.transfers[t.tid] = t
+            return {"transfer": t.tid, **reply}
 
-        def run() -> None:
-            fd = -1
-            try:
-                fd, st, hasher = prepare()
-                self.call_in_loop(lambda: register(fd, st, hasher), timeout=30)
-            except Exception as exc:
-                with lock:
-                    if state["registered"]:  # the transfer owns the file and the reply went out
-                        return
-                    state["abandoned"] = True
-                if fd >= 0:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                self._post(identity, error_reply(rid, exc, "fetch", other=P.UNAVAILABLE))
-
-        self._fs_pool.submit(run)
-        return _NO_REPLY
+        return self._fetch_off_loop(identity, rid, key, prepare, register, _close_fd, "fetch")
 
     def _wake(self) -> None:
         """From any thread: wake the loop (a read-ahead source has a chunk ready)."""
@@ -849,13 +914,12 @@ class BridgeServer:
     def _fetch_remote(self, identity: bytes, rid: Any, url: str, rel: bytes, offset: int, chunk: int, window: int,
                       expect: Any, kind: str | None = None) -> object:
         """A file on a remote root. Credentials, connecting and the stat (retries and timeouts included) run on
-        a worker thread, and the bytes on a RemoteSource or data-channel thread: the loop never waits on the
-        network. The transfer is registered, and the reply sent, back on the loop thread, so the reply always
-        goes out before the transfer's first chunk."""
+        a file-op thread keyed by the root, and the bytes (and the hash of a resumed client's part) on a
+        RemoteSource or data-channel thread: the loop never waits on the network."""
         from ..storage import StorageUnreachable
         from .streaming import RemoteSource, storage_for_root
 
-        def prepare() -> tuple[Any, Any, Any]:
+        def prepare() -> tuple[Any, Any]:
             try:
                 storage = storage_for_root(url)
                 st = storage.stat(rel)
@@ -867,42 +931,25 @@ class BridgeServer:
                 raise Forbidden("cannot read the file: access denied") from None
             except OSError as exc:
                 raise Forbidden(f"cannot read the file: {exc.strerror or exc}") from None
-            if isinstance(expect, dict) and (expect.get("size") != st.size or expect.get("mtime_ns") != st.mtime_ns):
-                raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
-            if not 0 <= offset <= st.size:
-                raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({st.size} bytes)")
-            hasher = xxhash.xxh3_128()
-            if not kind and offset and offset >= st.size:  # the client has it all: only the hash is owed
-                with storage.open(rel) as fh:
-                    while data := fh.read(8 << 20):
-                        hasher.update(data)
-            return storage, st, hasher
+            _check_range(expect, offset, st.size, st.mtime_ns)
+            return storage, st
 
-        def register(storage: Any, st: Any, hasher: Any) -> None:  # on the loop thread
+        def register(prepared: tuple[Any, Any]) -> dict[str, Any]:  # on the loop thread
+            storage, st = prepared
             reply: dict[str, Any] = {"size": st.size, "mtime_ns": st.mtime_ns, "offset": offset, "hash": "xxh3_128",
                                      "chunk": chunk, "window": window}
             if kind:
                 job = ChannelJob(self._new_tid(), identity, st.size, offset, st.mtime_ns, storage=storage, rel=rel)
-                reply = {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
-            else:
-                source = None
-                if not (offset and offset >= st.size):
-                    # read-ahead of at most 8 chunks: memory per transfer stays bounded whatever the window
-                    source = RemoteSource(storage, rel, st.size, offset, chunk, min(window + 2, 8), hasher, self._wake)
-                t = OutTransfer(self._new_tid(), identity, st.size, offset, chunk, window, hasher, source)
-                self.transfers[t.tid] = t
-                reply = {"transfer": t.tid, **reply}
-            self._send(self._loop_sock, identity, P.ok(rid, reply))
+                return {"transfer": job.tid, **reply, "channel": self.data.offer(kind, job)}
+            t = OutTransfer(self._new_tid(), identity, st.size, offset, chunk, window, xxhash.xxh3_128())
+            # read-ahead of at most 8 chunks, and no more than the client's credit: memory per transfer stays
+            # bounded whatever the window
+            t.source = RemoteSource(storage, rel, st.size, offset, chunk, min(window, 8), t.hasher, self._wake,
+                                    limit=window)
+            self.transfers[t.tid] = t
+            return {"transfer": t.tid, **reply}
 
-        def run() -> None:
-            try:
-                storage, st, hasher = prepare()
-                self.call_in_loop(lambda: register(storage, st, hasher), timeout=30)
-            except Exception as exc:
-                self._post(identity, error_reply(rid, exc, "remote fetch", other=P.UNAVAILABLE))
-
-        self._pool.submit(run)
-        return _NO_REPLY
+        return self._fetch_off_loop(identity, rid, url, prepare, register, None, "remote fetch")
 
     def _credit(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         t = self.transfers.get(P.arg(args, "transfer", int, required=True))
@@ -940,14 +987,10 @@ class BridgeServer:
                         break  # still on its way from the file: the source wakes the loop
                     n = got
                 except OSError as exc:
-                    self._send(sock, t.identity, P.event("fetch.error", {"transfer": t.tid, "code": P.UNAVAILABLE,
-                                                                          "message": exc.strerror or str(exc)}))
-                    self._close_transfer(t)
+                    self._fail_transfer(sock, t, P.UNAVAILABLE, exc.strerror or str(exc))
                     break
                 if not n:  # the file shrank under us
-                    self._send(sock, t.identity, P.event("fetch.error", {
-                        "transfer": t.tid, "code": P.CONFLICT, "message": "the file changed during the transfer"}))
-                    self._close_transfer(t)
+                    self._fail_transfer(sock, t, P.CONFLICT, "the file changed during the transfer")
                     break
                 data = memoryview(buf)[:n]
                 t.hasher.update(data)
@@ -964,15 +1007,38 @@ class BridgeServer:
                 t.last_activity = time.monotonic()
             if t.tid in self.transfers and t.offset >= t.size and t.credit > 0:
                 self._finish(sock, t)
+            if t.tid in self.transfers and t.source is not None:
+                # Read ahead no more than the client may be sent now (its credit), and once its connection holds
+                # PEER_BUFFER_BYTES, one chunk at most: a client that does not read costs its credit, no more.
+                over = held.get(t.identity, 0) >= PEER_BUFFER_BYTES
+                t.source.set_limit(min(t.credit, 1) if over else t.credit)
+
+    def _fail_transfer(self, sock: Any, t: OutTransfer, code: str, message: str) -> None:
+        self._send(sock, t.identity, P.event("fetch.error", {"transfer": t.tid, "code": code, "message": message}))
+        self._close_transfer(t)
 
     def _held_buffers(self) -> dict[bytes, int]:
-        """Chunk-buffer bytes per client connection (PEER_BUFFER_BYTES)."""
+        """Chunk-buffer bytes per client connection (PEER_BUFFER_BYTES): the loop's and its sources' read-ahead."""
         held: dict[bytes, int] = {}
         for t in self.transfers.values():
-            held[t.identity] = held.get(t.identity, 0) + len(t.buffers) * t.chunk
+            extra = t.source.held_bytes() if t.source is not None else 0
+            held[t.identity] = held.get(t.identity, 0) + len(t.buffers) * t.chunk + extra
         return held
 
     def _finish(self, sock: Any, t: OutTransfer) -> None:
+        """Every byte sent: fetch.done with the hash, once the source has hashed the whole file (a resumed
+        client's part too: all of it when the client had it all)."""
+        if t.source is not None:
+            try:
+                done = t.source.done()
+            except OSError as exc:
+                self._fail_transfer(sock, t, P.UNAVAILABLE, exc.strerror or str(exc))
+                return
+            if done is None:
+                self._fail_transfer(sock, t, P.CONFLICT, "the file changed during the transfer")
+                return
+            if not done:
+                return  # still hashing: the source wakes the loop when it is through
         self._send(sock, t.identity, P.event("fetch.done", {"transfer": t.tid, "size": t.size,
                                                             "hash": t.hasher.hexdigest()}))
         self._close_transfer(t)
@@ -984,6 +1050,35 @@ class BridgeServer:
 
 
 _NO_REPLY = object()
+
+
+def _storage_key(path: str, roots: list[str]) -> str:
+    """The catalog root a path names (by its text: looking at the file system may hang), which fileops.py caps
+    as one storage; the path itself when it is under none (the containment check refuses it)."""
+    if "://" in path:
+        return path
+    norm = os.path.normpath(path)
+    best = ""
+    for r in roots:
+        if is_remote(r):
+            continue
+        base = os.path.normpath(r)
+        if (norm == base or norm.startswith(base.rstrip(os.sep) + os.sep)) and len(base) > len(best):
+            best = base
+    return best or norm
+
+
+def _check_range(expect: Any, offset: int, size: int, mtime_ns: int) -> None:
+    """A resume names the file it has part of (``expect``) and an offset inside it."""
+    if isinstance(expect, dict) and (expect.get("size") != size or expect.get("mtime_ns") != mtime_ns):
+        raise P.ProtocolError(P.CONFLICT, "the file changed since the partial download; start again")
+    if not 0 <= offset <= size:
+        raise P.ProtocolError(P.BAD_REQUEST, f"offset {offset} outside the file ({size} bytes)")
+
+
+def _close_fd(prepared: tuple[int, Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.close(prepared[0])
 
 
 def _may_grow(t: OutTransfer, held: dict[bytes, int]) -> bool:
