@@ -131,11 +131,11 @@ def build_blends(ix: MediaIndexer, ids: list[int], out: Path, *, mode: str = "cl
                     progress(done[0] / len(ids), f"{done[0]}/{len(ids)} shots")
 
     check_mode(mode, sequence)
-    ids, left = one_per_sequence(ix, ids, sequence)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MediaIdxError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    ids, left = one_per_sequence(ix, ids, sequence)
     server = None
     thread = None
     if bridge is None:

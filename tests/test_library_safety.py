@@ -153,7 +153,9 @@ def test_backup_does_not_trust_a_part_file_left_by_a_killed_backup(lib: Path, tm
     assert [p["action"] for p in dry["result"]["plan"]] == [p["action"] for p in r["result"]["plan"]]
     assert r["status"] == "ok" and r["result"]["copied"] == 2
     assert sha(tmp_path / "bk" / "nas" / "clips" / "A.mov") == sha(lib / "clips" / "A.mov")
-    assert not part.exists()
+    # Left as it is: copies now write to temporary names of their own, so this one may belong to a backup
+    # still running elsewhere; deleting it is the user's call (docs/workflows.md)
+    assert part.read_bytes() == b"first megabyte, then the power went"
 
 
 def test_album_hardlink_across_filesystems_is_planned_as_a_clear_failure(tmp_path: Path) -> None:
