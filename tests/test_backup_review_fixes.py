@@ -83,23 +83,27 @@ def test_removing_a_root_does_not_move_the_other_roots_backup(tmp_path: Path) ->
     assert copies_of(bk, "A.mov") == [first]
 
 
-def test_a_new_catalog_finds_a_roots_folder_on_the_backup_disk(tmp_path: Path) -> None:
-    """No record of earlier copies (a catalog made anew): the root's files already under one of its
-    names on the backup disk say which folder is its own."""
+def test_a_new_catalog_finds_the_folders_of_roots_that_share_a_name(tmp_path: Path) -> None:
+    """No record of earlier copies (a catalog made anew): roots that share a last name get a suffix made
+    from their URL, the same in every catalog, so their folders are found again without looking on the disk
+    (where a common name such as DCIM says nothing about whose folder it is)."""
     a = make_root(tmp_path / "mnt" / "footage", A)
     b = make_root(tmp_path / "nas" / "footage", B)
     bk = tmp_path / "bk"
     with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
         ix.scan(a, b, probe=False)
         assert backup(ix, bk)["result"]["copied"] == 2
+    (a_copy,) = copies_of(bk, "A.mov")
     (b_copy,) = copies_of(bk, "B.mov")
+    assert a_copy.parent.parent.name.startswith("footage-") and b_copy.parent.parent.name.startswith("footage-")
     with MediaIndexer(tmp_path / "new.sqlite", cache_dir=tmp_path / "cache2") as ix:
-        ix.scan(b, probe=False)
+        ix.scan(b, a, probe=False)
         dry = backup(ix, bk, dry_run=True)
         r = backup(ix, bk)
     assert dry["result"]["copied"] == r["result"]["copied"] == 0
-    assert r["status"] == "ok" and plan(r, "skip") == [(str(b_copy), str(b / "clips" / "B.mov"))]
-    assert copies_of(bk, "B.mov") == [b_copy]
+    assert r["status"] == "ok" and plan(r, "skip") == sorted([(str(a_copy), str(a / "clips" / "A.mov")),
+                                                              (str(b_copy), str(b / "clips" / "B.mov"))])
+    assert copies_of(bk, "A.mov") == [a_copy] and copies_of(bk, "B.mov") == [b_copy]
 
 
 # -- (3) a full backup disk ----------------------------------------------------------------------------------

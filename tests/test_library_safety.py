@@ -153,8 +153,8 @@ def test_backup_does_not_trust_a_part_file_left_by_a_killed_backup(lib: Path, tm
     assert [p["action"] for p in dry["result"]["plan"]] == [p["action"] for p in r["result"]["plan"]]
     assert r["status"] == "ok" and r["result"]["copied"] == 2
     assert sha(tmp_path / "bk" / "nas" / "clips" / "A.mov") == sha(lib / "clips" / "A.mov")
-    # Left as it is: copies now write to temporary names of their own, so this one may belong to a backup
-    # still running elsewhere; deleting it is the user's call (docs/workflows.md)
+    # Left as it is: copies now write to temporary names of their own, so a fresh one may belong to a backup
+    # still running elsewhere; part files are removed only once they are a day old (docs/workflows.md)
     assert part.read_bytes() == b"first megabyte, then the power went"
 
 

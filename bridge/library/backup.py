@@ -68,28 +68,35 @@ class _Item:
 
 
 def root_folder_names(conn: Any, backup_root: Path) -> dict[str, str]:
-    """The folder of each root under ``backup_root``. A root keeps the folder it already has there: the one its
-    recorded copies (the ``backups`` table) went to, or else a folder there that holds its files; adding or
-    removing a root never renames another root's folder (its next backup would copy all of it again). Only
-    a root without one gets a new name: its last name, with a short suffix when another root has that one."""
-    urls = [u for (u,) in conn.execute("SELECT url FROM roots ORDER BY id")]
+    """The folder of each root under ``backup_root``, computed once before anything is written (the dry run
+    names the same folders as the real run).
+
+    Evidence first: a recorded copy (``backups``) of one of a root's assets whose destination is exactly
+    ``backup_root/<folder>/<the asset's path in this root today>`` is a vote for ``<folder>``; a file moved
+    in from another root, or a copy made to a folder inside ``backup_root``, gives none. A root keeps the
+    folder with most votes, so adding or removing a root never renames another root's folder (its next
+    backup would copy all of it again). Two roots voting for one folder: more votes win, then the older root.
+    Other roots get their last name, bare when no other root has that last name and no root kept it by its
+    votes, else with a suffix from the URL that is the same in any catalog (``footage-1a2b3c``): two roots
+    of one name never share a tree, and a catalog made anew finds the suffixed folders again."""
+    roots = conn.execute("SELECT id, url FROM roots ORDER BY id").fetchall()
     names: dict[str, str] = {}
-    for url, name in _recorded_folders(conn, backup_root).items():
-        if name not in names.values():  # two roots recorded in one folder: the older root keeps it
+    claims = sorted(((-votes, rid, url, name) for rid, url, name, votes in _voted_folders(conn, backup_root)))
+    for _, _, url, name in claims:  # most votes first, then the older root
+        if name not in names.values():
             names[url] = name
-    for url in urls:
-        if url not in names:
-            name = _folder_on_disk(conn, backup_root, url, set(names.values()))
-            if name is not None:
-                names[url] = name
-    for url in urls:
-        if url not in names:
-            base = _last_name(url)
-            name, n = base, 6
-            while name in names.values():
-                name = f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:n]}" if n <= 8 else f"{base}-{n - 7}"
-                n += 1
-            names[url] = name
+    lasts = [_last_name(url) for _, url in roots]
+    for _, url in roots:
+        if url in names:
+            continue
+        base = _last_name(url)
+        name, n = base, 6
+        if lasts.count(base) > 1:
+            name = f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:n]}"
+        while name in names.values():  # a name an evidenced root holds (or, by chance, another's suffix)
+            name = f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:n]}" if n <= 8 else f"{base}-{n - 7}"
+            n += 1
+        names[url] = name
     return names
 
 
@@ -99,39 +106,39 @@ def _candidates(url: str) -> list[str]:
     return [f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:6]}", base]
 
 
-def _recorded_folders(conn: Any, backup_root: Path) -> dict[str, str]:
-    """Root URL -> the folder under ``backup_root`` that the latest recorded copy of one of its assets went to
-    (``backups.dest`` is ``backup_root/<folder>/<path in root>``), older roots first."""
+def _voted_folders(conn: Any, backup_root: Path) -> list[tuple[int, str, str, int]]:
+    """(root id, root URL, folder, votes): each root's folder under ``backup_root`` by its recorded copies.
+    A copy votes only when its destination is ``backup_root/<one name>/<the asset's current path in its
+    root>``: an asset moved between roots keeps its id and records, and a backup made to a folder inside
+    ``backup_root`` has more than one name before the path; neither says where this root's folder is.
+    A root's folder is the name with most votes (a tie: one of its own names, then the latest copy)."""
     prefix = shown(backup_root).rstrip("/") + "/"
-    rows = conn.execute(
-        "SELECT r.url, b.dest, max(b.id) FROM backups b JOIN assets a ON a.id = b.asset_id"
-        " JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"
-        " WHERE substr(b.dest, 1, ?) = ? GROUP BY r.id ORDER BY r.id", (len(prefix), prefix)).fetchall()
-    out: dict[str, str] = {}
-    for url, dest, _ in rows:
-        name, slash, _rest = dest[len(prefix):].partition("/")
-        if not slash or name in ("", ".", ".."):
+    tally: dict[tuple[int, str, str], list[int]] = {}  # (root, url, name) -> [votes, latest backup id]
+    for rid, url, folder, aname, dest, bid in conn.execute(
+            "SELECT r.id, r.url, f.relpath, a.name, b.dest, b.id FROM backups b JOIN assets a ON a.id = b.asset_id"
+            " JOIN folders f ON f.id = a.folder_id JOIN roots r ON r.id = f.root_id"
+            " WHERE substr(b.dest, 1, ?) = ?", (len(prefix), prefix)):
+        tail = "/" + join(folder, aname).decode("utf-8", "backslashreplace")
+        rest = dest[len(prefix):]
+        if not rest.endswith(tail):
             continue
-        # dest is text (shown()): a name that is not UTF-8 is found again among the names it can have
+        name = rest[:-len(tail)]
+        if name in ("", ".", "..") or "/" in name:
+            continue
+        t = tally.setdefault((rid, url, name), [0, 0])
+        t[0] += 1
+        t[1] = max(t[1], bid)
+    best: dict[int, tuple[tuple[int, bool, int], str, str]] = {}
+    for (rid, url, name), (votes, latest) in tally.items():
         known = {shown(c): c for c in _candidates(url)}
-        if name in known:
-            out[url] = known[name]
-        elif "\\" not in name:
-            out[url] = name
-    return out
-
-
-def _folder_on_disk(conn: Any, backup_root: Path, url: str, taken: set[str]) -> str | None:
-    """For a root with no recorded copy here (a new catalog, a backup_root reached by another path): a folder
-    under ``backup_root`` with one of its names that holds some of its files (the first 50 are looked for)."""
-    rels = [join(folder, name) for folder, name in conn.execute(  # by the indexes: no scan of all assets
-        "SELECT f.relpath, a.name FROM folders f JOIN assets a ON a.folder_id = f.id"
-        " WHERE f.root_id = (SELECT id FROM roots WHERE url = ?) LIMIT 50", (url,))]
-    for name in _candidates(url):
-        folder = backup_root / name
-        if name not in taken and folder.is_dir() and any(os.path.lexists(folder / os.fsdecode(r)) for r in rels):
-            return name
-    return None
+        # dest is text (shown()): a name that is not UTF-8 is found again among the names it can have
+        real = known.get(name, name if "\\" not in name else None)
+        if real is None:
+            continue
+        key = (votes, name in known, latest)
+        if rid not in best or key > best[rid][0]:
+            best[rid] = (key, url, real)
+    return [(rid, url, real, key[0]) for rid, (key, url, real) in best.items()]
 
 
 def _last_name(url: str) -> str:

@@ -8,6 +8,10 @@ import functools
 import os
 import secrets
 import shutil
+import stat
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -69,14 +73,30 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+PART_SUFFIX = ".mediaidx-part"
+STALE_PART_S = 24 * 3600  # a part file this old is a killed copy's, never one still being written
+
+
+def _temp_stem(name: str) -> str:
+    """``name`` cut to at most 120 bytes (room for the suffix within NAME_MAX) on a character boundary:
+    half a UTF-8 character is a name exFAT, NTFS, APFS and SMB shares refuse. A name that is not UTF-8
+    (its bytes as surrogate escapes) is cut the same way and keeps its bytes."""
+    size = 0
+    for i, ch in enumerate(name):
+        size += len(os.fsencode(ch))
+        if size > 120:
+            return name[:i]
+    return name
+
+
 def _create_temp(dest: Path) -> tuple[int, Path]:
     """A new, uniquely named temporary file beside ``dest`` (``.<name>.<random>.mediaidx-part``), so two
     copies to the same destination never share one and a leftover of a killed copy is never reused.
     Made with O_EXCL like mkstemp, but with the umask's permissions (mkstemp's 0600 would stay on remote
     sources' copies, which get no copystat)."""
-    stem = os.fsdecode(os.fsencode(dest.name)[:120])  # room for the suffix within NAME_MAX
+    stem = _temp_stem(dest.name)
     while True:
-        tmp = dest.with_name(f".{stem}.{secrets.token_hex(6)}.mediaidx-part")
+        tmp = dest.with_name(f".{stem}.{secrets.token_hex(6)}{PART_SUFFIX}")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
         except FileExistsError:
@@ -139,11 +159,63 @@ def verified_copy(src: str | bytes | os.PathLike[str] | Opener, dest: Path, *, s
             unchanged()
         with _writing(dest):
             place_no_overwrite(tmp, dest)
+        remove_stale_parts(dest)
         return digest
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def remove_stale_parts(dest: Path, *, older_than: float = STALE_PART_S) -> list[Path]:
+    """Remove the part files a killed copy to ``dest`` left beside it (``.<name>.<random>.mediaidx-part``,
+    or the fixed ``.<name>.mediaidx-part`` of earlier versions): plain files only, and only those not
+    written for ``older_than`` seconds; a younger one may belong to a copy still running elsewhere. Called
+    once ``dest`` is placed; returns what was removed. A part file that cannot be removed is left alone."""
+    stem = _temp_stem(dest.name)
+    head = f".{stem}."
+    legacy = f".{dest.name}{PART_SUFFIX}"
+    removed: list[Path] = []
+    limit = time.time() - older_than
+    for name in _part_names(dest.parent):
+        token = name[len(head):-len(PART_SUFFIX)]
+        if name != legacy and not (name.startswith(head) and len(token) == 12
+                                   and all(c in "0123456789abcdef" for c in token)):
+            continue
+        path = dest.parent / name
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < limit:
+                os.unlink(path)
+                removed.append(path)
+    return removed
+
+
+_parts_lock = threading.Lock()
+_parts_seen: OrderedDict[str, tuple[float, list[str]]] = OrderedDict()  # folder -> (listed at, part names)
+
+
+def _part_names(folder: Path) -> list[str]:
+    """The part files' names in ``folder``, listed at most every 10 minutes per folder: a backup of a
+    folder of 10,000 photos on a NAS must not list it 10,000 times. Names listed that are gone since are
+    harmless (lstat fails); a part file made since is younger than a day anyway."""
+    key = os.fspath(folder)
+    now = time.monotonic()
+    with _parts_lock:
+        hit = _parts_seen.get(key)
+        if hit is not None and now - hit[0] < 600:
+            return hit[1]
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if e.name.endswith(PART_SUFFIX)]
+    except OSError:
+        return []
+    with _parts_lock:
+        _parts_seen[key] = (now, names)
+        _parts_seen.move_to_end(key)
+        while len(_parts_seen) > 256:
+            _parts_seen.popitem(last=False)
+    return names
 
 
 def place_no_overwrite(tmp: Path, dest: Path) -> None:
