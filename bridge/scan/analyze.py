@@ -76,9 +76,9 @@ def analyze(task: Task) -> Outcome:
         return out
     # What the storage's libraries raise for a server that refuses or fails (botocore's NoCredentialsError,
     # asyncssh's errors...) is the storage's state, not this file's: reported like an unreachable server.
-    # What fails for this one file (an SFTP read the server answers with a failure status, an SMB read error)
-    # arrives as OSError (RemoteStorage._file_error) and fails this file only. Anything else is a bug and is
-    # raised.
+    # What the server says about this one file (an SFTP read answered with a failure status, an SMB read status
+    # such as a lock or a bad sector) arrives as OSError (RemoteStorage._file_error) and fails this file only;
+    # statuses the backends do not know stay the server's. Anything else is a bug and is raised.
     root_storage = storage
     library_errors = storage.io_errors() if hasattr(storage, "io_errors") else (OSError,)
     local = storage.local_path(task.relpath)

@@ -164,13 +164,23 @@ def _endpoint(endpoint: str) -> str:
     if ":" not in e.hostname and not _S3_HOST.match(e.hostname.rstrip(".")):
         # botocore refuses it only when it connects ("Invalid endpoint"), after the scan began
         raise UsageError(f"endpoint {endpoint}: {e.hostname!r} is not a host name the S3 client takes "
-                         "(letters, digits, '-' and '.'; no '_')")
+                         f"({_s3_host_problem(e.hostname)})")
     if e.path.strip("/") or e.query:
         raise UsageError(f"endpoint {redact(endpoint)}: only http(s)://host[:port], without a path")
     return f"{e.scheme}://{e.netloc.lower()}"
 
 
 _S3_HOST = re.compile(r"^((?!-)[a-z\d-]{1,63}(?<!-)\.)*((?!-)[a-z\d-]{1,63}(?<!-))$", re.IGNORECASE)  # botocore's
+
+
+def _s3_host_problem(host: str) -> str:
+    """What in ``host`` the S3 client refuses, for the message (the host already passed ``_check_host``)."""
+    if not host.isascii():
+        # botocore takes only ASCII names; the IDNA form reaches the same server
+        return f"only ASCII letters; write it as {host.encode('idna').decode('ascii')}"
+    if "_" in host:
+        return "no '_'; only letters, digits, '-' and '.'"
+    return "only letters, digits, '-' and '.', with no part starting or ending with '-'"
 
 
 def _check_host(what: str, host: str) -> None:
@@ -282,7 +292,8 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
         # the user written in the root's URL is part of that root (and of its keyring key): it wins
         creds.options["username"] = u.user
         creds.sources["username"] = "url"
-        if "password" in creds.options and owner.get("password") not in (None, u.user):
+        pw_owner = owner.get("password")
+        if "password" in creds.options and pw_owner is not None and not _same_user(kind, pw_owner, u.user):
             # another account's password (MEDIAIDX_SMB_USER=bob with his password, or a table's username=...):
             # sent as alice's it fails and counts towards locking her account; her own comes from the keyring
             del creds.options["password"], creds.sources["password"]
@@ -293,6 +304,18 @@ def resolve_credentials(u: RemoteURL, *, config: dict[str, dict[str, Any]] | Non
         # as for --endpoint-url: a user:password in it would reach every error message that names the URL
         creds.options["endpoint_url"] = _endpoint(creds.options["endpoint_url"])
     return creds
+
+
+def _same_user(kind: str, a: str, b: str) -> bool:
+    """Whether user names ``a`` and ``b`` name one account. SMB (Windows) names ignore case and are often
+    written ``DOMAIN\\user`` or ``user@realm``; SFTP (Unix) names are compared exactly."""
+    if kind != "smb":
+        return a == b
+
+    def bare(name: str) -> str:
+        return name.rpartition("\\")[2].partition("@")[0].casefold()
+
+    return bare(a) == bare(b)
 
 
 def _table_kind(prefix: str) -> str | None:

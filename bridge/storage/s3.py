@@ -35,13 +35,14 @@ class S3Storage(RemoteStorage):
     def io_errors(self) -> tuple[type[BaseException], ...]:
         """s3fs turns the service's error replies (botocore ClientError) into OSError; what it passes through
         is botocore's own (BotoCoreError: endpoint unreachable, no credentials, a reply it cannot parse, a
-        stream cut short) and, under aiobotocore, aiohttp's (ClientError). ValueError: botocore refuses an
-        endpoint it cannot use with one ("Invalid endpoint: http://my_minio:9000", a host name with '_') as it
-        connects, and aiohttp a URL it cannot build."""
+        stream cut short) and, under aiobotocore, aiohttp's (ClientError, InvalidURL among them). Not
+        ValueError: the endpoint botocore would refuse with one ("Invalid endpoint") is refused when the root's
+        URL is parsed (credentials._endpoint, stored roots and storage.toml's endpoint_url included), and any
+        other ValueError is a bug that must fail loudly."""
         from aiohttp import ClientError as HTTPClientError
         from botocore.exceptions import BotoCoreError, ClientError
 
-        return (*super().io_errors(), BotoCoreError, ClientError, HTTPClientError, ValueError)
+        return (*super().io_errors(), BotoCoreError, ClientError, HTTPClientError)
 
     def _connect(self) -> Any:
         import s3fs

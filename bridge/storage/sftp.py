@@ -19,14 +19,16 @@ from typing import Any
 from .base import Accept, FileStat, join
 from .remote import RemoteStorage, mtime_ns
 
-# asyncssh's SFTP status classes (by name: some exist only in newer versions) and the errno each one means.
+# asyncssh's SFTP status classes about the one path asked for (by name: some exist only in newer versions)
+# and the errno each one means. Any other status (SFTPFailure outside a read: OpenSSH's answer to EMFILE or
+# ENOMEM too; SFTPBadMessage; SFTPNoMedia; SFTPOpUnsupported...) stays the server's: the file is left for the
+# next scan instead of being marked 'failed', which the scan never retries by itself.
 _SFTP_ERRNO = (
     ("SFTPNoSuchFile", errno.ENOENT), ("SFTPNoSuchPath", errno.ENOENT),
     ("SFTPPermissionDenied", errno.EACCES), ("SFTPWriteProtect", errno.EACCES),
     ("SFTPFileIsADirectory", errno.EISDIR), ("SFTPNotADirectory", errno.ENOTDIR),
-    ("SFTPOpUnsupported", errno.EOPNOTSUPP), ("SFTPInvalidFilename", errno.EINVAL),
-    ("SFTPLinkLoop", errno.ELOOP), ("SFTPNoMedia", getattr(errno, "ENOMEDIUM", errno.EIO)),
-)  # anything else (SFTPFailure: OpenSSH's answer to an EIO) is EIO
+    ("SFTPInvalidFilename", errno.EINVAL), ("SFTPLinkLoop", errno.ELOOP),
+)
 
 
 class SFTPSetupError(Exception):
@@ -47,24 +49,25 @@ class SFTPStorage(RemoteStorage):
         session opens: the subsystem is off or the server's session limit is reached), asyncssh for a
         known_hosts line, ~/.ssh/config value (ConfigParseError) or key it cannot read (KeyImportError...) and
         for bytes it cannot decode (PacketDecodeError), and the idna codec (UnicodeError) for a host name no
-        lookup can take. SFTP status replies about one file (a read failed on the server's disk) are not
-        among these: ``_file_error`` makes them OSError. SFTPSetupError is ours: a missing known_hosts or key
-        file."""
+        lookup can take. SFTP status replies about one file (no such file, permission denied, a read that
+        failed on the server's disk) are not among these: ``_file_error`` and ``_SFTPFile.read`` make them
+        OSError. SFTPSetupError is ours: a missing known_hosts or key file."""
         import asyncssh
 
         return (*super().io_errors(), asyncssh.Error, ValueError, SFTPSetupError)
 
     def _file_error(self, exc: Exception) -> Exception:
-        """An SFTP status reply (SFTPFailure for an EIO on the server's disk, SFTPPermissionDenied...) is about
-        the one path asked for; sshfs leaves most of them, and every read's, as asyncssh's class. A lost or
-        missing SFTP session (SFTPConnectionLost, SFTPNoConnection) is the server's and stays as it is; if the
-        session died with some other status, the next request says so."""
+        """An SFTP status reply about the one path asked for (no such file, permission denied...: _SFTP_ERRNO)
+        as the OSError it means; sshfs leaves some of them as asyncssh's class. Any other status is returned
+        unchanged and stays the server's (a lost session, a server out of handles or memory, a garbled reply):
+        the next scan redoes the file. A failure status on a read is the file's: ``_SFTPFile.read``."""
         import asyncssh
 
-        if not isinstance(exc, asyncssh.SFTPError) or isinstance(
-                exc, (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)):
+        if not isinstance(exc, asyncssh.SFTPError):
             return exc
-        code = next((e for cls, e in _SFTP_ERRNO if isinstance(exc, getattr(asyncssh, cls, ()))), errno.EIO)
+        code = next((e for cls, e in _SFTP_ERRNO if isinstance(exc, getattr(asyncssh, cls, ()))), None)
+        if code is None:
+            return exc
         return OSError(code, f"the server replied: {exc.reason or type(exc).__name__}")
 
     def unavailable(self, exc: BaseException) -> Any:
@@ -188,9 +191,15 @@ class _SFTPFile:
         self.pos = pos
 
     def read(self, n: int) -> bytes:
+        """A failure status in reply to a read of this open file is about the file (OpenSSH's answer to an EIO
+        on a bad sector): OSError, so the scan fails this file and goes on."""
+        import asyncssh
         from fsspec.asyn import sync
 
-        data = sync(self.fs.loop, self.file.read, n, self.pos, timeout=self.timeout)
+        try:
+            data = sync(self.fs.loop, self.file.read, n, self.pos, timeout=self.timeout)
+        except asyncssh.SFTPFailure as exc:
+            raise OSError(errno.EIO, f"the server replied: {exc.reason or 'failure'}") from None
         self.pos += len(data)
         return data
 

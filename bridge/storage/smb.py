@@ -32,7 +32,7 @@ class SMBStorage(RemoteStorage):
         """smbprotocol raises SMBOSError (an OSError) for most status codes, SMBException subclasses for the rest
         (a closed connection, a failed login, a response status it has no errno for), spnego's errors for an
         authentication it cannot complete, and ValueError or struct.error for a reply it cannot parse. While a
-        file is read, its error status or a reply that cannot be parsed is that file's OSError (``_SMBFile``)."""
+        file is read, only an error status about that file is its OSError (``_SMBFile``)."""
         import struct
 
         from smbprotocol.exceptions import SMBException
@@ -139,15 +139,14 @@ class SMBStorage(RemoteStorage):
                                                                  share_access="rwd", **self._kw())))
 
 
-# Status codes that say the session or the connection is gone, not the file: they stay the server's.
-_SESSION_GONE = {0xC0000203,  # STATUS_USER_SESSION_DELETED
-                 0xC000035C,  # STATUS_NETWORK_SESSION_EXPIRED
-                 0xC00000C9,  # STATUS_NETWORK_NAME_DELETED
-                 0xC0000008,  # STATUS_INVALID_HANDLE (the handle died with its session)
-                 0xC0000128}  # STATUS_FILE_CLOSED
-# A read's error status as the errno and words the scan's 'failed' reason shows (smbprotocol names none of
-# these); any other status is EIO with its number.
-_READ_STATUS = {0xC0000022: (errno.EACCES, "access denied (STATUS_ACCESS_DENIED)"),
+# The read statuses that are about this one file, as the errno and words the scan's 'failed' reason shows
+# (smbprotocol names none of these). Any other status stays the server's: its passing state
+# (STATUS_INSUFFICIENT_RESOURCES, STATUS_IO_TIMEOUT, STATUS_REQUEST_NOT_ACCEPTED...) or a lost session
+# (STATUS_USER_SESSION_DELETED, STATUS_INVALID_HANDLE...). The file is then not marked 'failed' (which the
+# scan never retries by itself) but left for the next scan, as when the server is unreachable.
+_READ_STATUS = {0xC0000034: (errno.ENOENT, "no such file (STATUS_OBJECT_NAME_NOT_FOUND)"),
+                0xC0000123: (errno.ENOENT, "no such file (STATUS_FILE_DELETED)"),
+                0xC0000022: (errno.EACCES, "access denied (STATUS_ACCESS_DENIED)"),
                 0xC0000054: (errno.EBUSY, "locked by another program (STATUS_FILE_LOCK_CONFLICT)"),
                 0xC0000185: (errno.EIO, "I/O error on the server's disk (STATUS_IO_DEVICE_ERROR)"),
                 0xC000009C: (errno.EIO, "bad sector on the server's disk (STATUS_DEVICE_DATA_ERROR)"),
@@ -156,11 +155,12 @@ _READ_STATUS = {0xC0000022: (errno.EACCES, "access denied (STATUS_ACCESS_DENIED)
 
 
 class _SMBFile:
-    """An open file (smbclient's) whose read failures are this file's. smbclient turns a failed open into
-    SMBOSError, but a read's error status (a bad sector on the server's disk, another client's lock) comes as
-    SMBResponseException and a reply it cannot parse as ValueError or struct.error: left as they are, those
-    read as the server's failure and stop the root; as OSError the scan fails this file and goes on. A status
-    saying the session is gone stays the server's. Connecting happens before the open, never in here."""
+    """An open file (smbclient's) whose read failures about this file are this file's. smbclient turns a failed
+    open into SMBOSError, but a read's error status (a bad sector on the server's disk, another client's lock)
+    comes as SMBResponseException: left as it is, it reads as the server's failure ('unreachable', redone by
+    the next scan); the statuses in _READ_STATUS become OSError, so the scan fails this file and goes on.
+    Any other status, and a reply smbprotocol cannot parse (ValueError, struct.error), stays the server's.
+    Connecting happens before the open, never in here."""
 
     def __init__(self, f: Any) -> None:
         self.f = f
@@ -169,19 +169,15 @@ class _SMBFile:
         return self.f.seek(pos)
 
     def read(self, n: int) -> bytes:
-        import struct
-
         from smbprotocol.exceptions import SMBResponseException
 
         try:
             return self.f.read(n)
         except SMBResponseException as exc:
-            if exc.status in _SESSION_GONE:
+            if exc.status not in _READ_STATUS:
                 raise
-            code, words = _READ_STATUS.get(exc.status, (errno.EIO, f"error status 0x{exc.status:08x}"))
+            code, words = _READ_STATUS[exc.status]
             raise OSError(code, f"the server replied: {words}") from None
-        except (ValueError, struct.error) as exc:
-            raise OSError(errno.EIO, f"a reply that cannot be read: {exc}") from None
 
     def close(self) -> None:
         self.f.close()

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,10 @@ class SFTPRemote(FolderRemote):
         self.stall = threading.Event()  # set: the server takes requests and never answers (a hung NAS)
         self.sftp_subsystem = True      # False (then stop, start): SSH logins work, no SFTP session opens
         self.unreadable: set[str] = set()  # file names whose reads the server answers with SFTPFailure (EIO)
+        # file name -> a factory of the SFTP status error the server answers its opens / reads with
+        # (SFTPFailure for an open: OpenSSH out of handles or memory; SFTPBadMessage: a garbled request)
+        self.open_errors: dict[str, Callable[[], Exception]] = {}
+        self.read_errors: dict[str, Callable[[], Exception]] = {}
         self.start()
         self.url = f"sftp://127.0.0.1:{self.port}/proj"
         self.env = {"MEDIAIDX_SFTP_USER": USER, "MEDIAIDX_SFTP_PASSWORD": SECRET,
@@ -184,10 +189,19 @@ class SFTPRemote(FolderRemote):
                 await asyncio.sleep(0.05)
 
         class StallingSFTP(asyncssh.SFTPServer):
+            async def open(self, path: bytes, pflags: int, attrs: Any) -> Any:
+                error = remote.open_errors.get(os.path.basename(os.fsdecode(path)))
+                if error is not None:
+                    raise error()
+                return super().open(path, pflags, attrs)
+
             async def read(self, file_obj: Any, offset: int, size: int) -> bytes:
                 await stalled()
-                if os.path.basename(os.fsdecode(getattr(file_obj, "name", b""))) in remote.unreadable:
+                name = os.path.basename(os.fsdecode(getattr(file_obj, "name", b"")))
+                if name in remote.unreadable:
                     raise asyncssh.SFTPFailure("Input/output error")  # as OpenSSH answers an EIO (a bad sector)
+                if name in remote.read_errors:
+                    raise remote.read_errors[name]()
                 return super().read(file_obj, offset, size)  # type: ignore[return-value]
 
             async def stat(self, path: bytes) -> Any:

@@ -173,6 +173,39 @@ def test_another_accounts_password_is_not_sent_as_the_url_users(tmp_path: Path, 
     assert resolve_credentials(parse_url("smb://alice@nas.local/p")).options["password"] == "bob-pw"
 
 
+@pytest.mark.parametrize("env_user", ["Render", "RENDER", "STUDIO\\render", "studio\\Render", "render@studio.local"])
+def test_an_smb_password_for_the_same_user_written_otherwise_is_kept(monkeypatch: pytest.MonkeyPatch,
+                                                                     memory_keyring, env_user: str) -> None:
+    """SMB user names ignore case and are often written DOMAIN\\user or user@realm: MEDIAIDX_SMB_USER=STUDIO\\render
+    with its password names the same account as smb://render@nas, so the password is still sent (a setup that
+    worked must keep logging in). SFTP (Unix) user names are case-sensitive: there another case is another user."""
+    for var in ("MEDIAIDX_SMB_DOMAIN", "MEDIAIDX_SFTP_KEY_FILE", "MEDIAIDX_SFTP_PASSPHRASE"):
+        monkeypatch.delenv(var, raising=False)
+    env = {"MEDIAIDX_SMB_USER": env_user, "MEDIAIDX_SMB_PASSWORD": "render-pw"}
+    c = resolve_credentials(parse_url("smb://render@nas.local/projects"), config={}, environ=env, use_keyring=False)
+    assert (c.options["username"], c.options.get("password")) == ("render", "render-pw")
+    # another account written the same ways is still another account
+    for other_user in ("Renderer", "STUDIO\\bob", "render\\bob", "bob@render"):
+        other = {"MEDIAIDX_SMB_USER": other_user, "MEDIAIDX_SMB_PASSWORD": "x-pw"}
+        c = resolve_credentials(parse_url("smb://render@nas.local/projects"), config={}, environ=other,
+                                use_keyring=False)
+        assert "password" not in c.options, other_user
+    sftp = {"MEDIAIDX_SFTP_USER": "Render", "MEDIAIDX_SFTP_PASSWORD": "pw"}
+    c = resolve_credentials(parse_url("sftp://render@host/srv"), config={}, environ=sftp, use_keyring=False)
+    assert "password" not in c.options
+
+
+def test_an_s3_endpoint_the_client_refuses_is_told_what_is_wrong() -> None:
+    """An IDN endpoint host is refused for its non-ASCII letters (with the form to write instead), not for a '_'
+    it does not have."""
+    with pytest.raises(UsageError) as e:
+        parse_url("s3+http://mínio.local:9000/footage")
+    assert "'_'" not in str(e.value) and "ASCII" in str(e.value) and "xn--mnio-vpa.local" in str(e.value)
+    with pytest.raises(UsageError) as e:
+        parse_url("s3+http://my_minio:9000/footage")
+    assert "'_'" in str(e.value)
+
+
 def test_a_broken_table_name_never_shows_a_password_and_stops_only_its_kind(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "storage.toml"

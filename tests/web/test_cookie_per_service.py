@@ -69,7 +69,8 @@ def test_logins_to_two_services_on_one_host_do_not_overwrite_each_other(catalog,
 
 
 def test_the_login_cookie_survives_a_restart_on_the_same_port(catalog, serve, tmp_path: Path) -> None:
-    """The name depends only on the port the service listens on, so a restart keeps users logged in."""
+    """The name depends only on the token (not on the process or anything else that changes at a restart), so a
+    restart with the same token keeps users logged in."""
     _lib, cat, cache = catalog
     first = serve(cat, cache, ["--token", TOKEN_A])
     port = first.url.rsplit(":", 1)[1]
@@ -130,3 +131,27 @@ def test_two_services_listening_on_the_same_port_keep_separate_logins(catalog, t
         assert a.get("/api/stats").status_code == 200 and b.get("/api/stats").status_code == 200
         for c in (a, b):
             c.app.state.ctx.jobs.close()
+
+
+def test_logout_also_deletes_older_names_holding_this_services_token(catalog, tmp_path: Path) -> None:
+    """Earlier builds kept the login under ``mediaidx_token`` and then ``mediaidx_token_<port>``; a browser may
+    still hold this service's token there, which logout must forget too (it would keep the login for 30 days).
+    Another service's cookie under such a name (its token) is left alone."""
+    from fastapi.testclient import TestClient
+
+    from bridge.web import WebContext, create_app
+    from bridge.web.auth import cookie_name
+
+    _lib, cat, cache = catalog
+    with TestClient(create_app(WebContext(cat, cache, token=TOKEN_A)), base_url="http://127.0.0.1:8765") as a:
+        assert a.post("/api/login", json={"token": TOKEN_A}).status_code == 204
+        a.cookies.set("mediaidx_token", TOKEN_A, domain="127.0.0.1")
+        a.cookies.set("mediaidx_token_8765", TOKEN_A, domain="127.0.0.1")
+        a.cookies.set("mediaidx_token_8766", TOKEN_B, domain="127.0.0.1")  # the service on 8766's login, from that older build
+        a.cookies.set(cookie_name(TOKEN_B), TOKEN_B, domain="127.0.0.1")
+        out = a.post("/api/logout")
+        assert out.status_code == 204
+        deleted = {h.split("=", 1)[0] for h in out.headers.get_list("set-cookie")}
+        assert deleted == {cookie_name(TOKEN_A), "mediaidx_token", "mediaidx_token_8765"}
+        assert sorted(c.name for c in a.cookies.jar) == sorted(["mediaidx_token_8766", cookie_name(TOKEN_B)])
+        a.app.state.ctx.jobs.close()

@@ -3,9 +3,11 @@ after a hash of the token (``auth.cookie_name``) so two services on one host kee
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request, Response
 
-from ..auth import cookie_name, token_matches
+from ..auth import COOKIE, cookie_name, token_matches
 from ..deps import ctx
 from ..models import LoginIn
 
@@ -28,10 +30,19 @@ def login(request: Request, body: LoginIn) -> Response:
     return resp
 
 
+_LEGACY_NAME = re.compile(rf"{COOKIE}(_\d+)?")  # earlier builds' names: one for all, then one per port
+
+
 @router.post("/logout", status_code=204, response_class=Response, summary="Forget the token cookie")
 def logout(request: Request) -> Response:
+    """Deletes this service's cookie, and the names earlier builds kept the same token under (``mediaidx_token``,
+    ``mediaidx_token_<port>``) when they hold this service's token: left there, they would keep the login for up
+    to 30 days. A cookie under such a name that holds another service's token is that service's and stays."""
     resp = Response(status_code=204)
     token = ctx(request).token
     if token:
-        resp.delete_cookie(cookie_name(token), httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        names = [cookie_name(token)] + [n for n, v in request.cookies.items()
+                                        if _LEGACY_NAME.fullmatch(n) and token_matches(v, token)]
+        for name in names:
+            resp.delete_cookie(name, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return resp
