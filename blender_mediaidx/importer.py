@@ -233,13 +233,9 @@ def _single_notes(path: str, choice: str, mode: str) -> list[str]:
 
 def _why_single(seq: ImageSequence) -> str:
     """Why auto (core.sequences.plate_naming) left numbered neighbours out, in the words of its rule."""
-    from .core.sequences import _CAMERA_NAME
+    from .core.sequences import plate_naming_reason
 
-    if _CAMERA_NAME.match(seq.head):
-        return "named like camera photos"
-    if len(seq.files()) * 2 < seq.frame_count:
-        return "numbered far apart (fewer than half the numbers between the first and the last)"
-    return "not named like a plate (name.0001.ext) and not in a plate format"
+    return plate_naming_reason(seq) or "not named like a plate"
 
 
 def _gap_warning(seq: ImageSequence, mode: str) -> str:

@@ -90,8 +90,10 @@ class MEDIAIDX_OT_import_plate(bpy.types.Operator):
                            description="A numbered still image: the one file, or its whole image sequence")
     start_frame: IntProperty(name="Start Frame", default=-1, description="-1: the preference (1 or 1001)")
     # 0: from the metadata; 0 < value < 0.1 is refused in one line (importer.check_pixel_aspect)
+    # SKIP_SAVE: an override typed for one plate is not remembered for the next import (Blender reuses an
+    # operator's last values otherwise)
     pixel_aspect: FloatProperty(name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
-                                description=PIXEL_ASPECT_HELP)
+                                description=PIXEL_ASPECT_HELP, options={"SKIP_SAVE"})
     force_fetch: BoolProperty(name="Fetch Through the Bridge", default=False, options={"SKIP_SAVE"},
                               description="Copy the file through the bridge even if it looks readable here")
     timeout: IntProperty(name="Timeout", default=600, min=1, options={"SKIP_SAVE"})
@@ -226,8 +228,10 @@ class MEDIAIDX_OT_import_selected(bpy.types.Operator):
     sequence: EnumProperty(name="Numbered Images", items=SEQUENCE_CHOICE_ITEMS, default="auto",
                            description="A numbered still image: the one file, or its whole image sequence")
     # 0: from the metadata; 0 < value < 0.1 is refused in one line (importer.check_pixel_aspect)
+    # SKIP_SAVE: an override typed for one plate is not remembered for the next import (Blender reuses an
+    # operator's last values otherwise)
     pixel_aspect: FloatProperty(name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
-                                description=PIXEL_ASPECT_HELP)
+                                description=PIXEL_ASPECT_HELP, options={"SKIP_SAVE"})
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         st = context.window_manager.mediaidx

@@ -43,6 +43,22 @@ def _search_again(self: MEDIAIDX_State, context: bpy.types.Context) -> None:
         self.message = str(exc)
 
 
+def _active_asset(state: MEDIAIDX_State) -> int:
+    """The catalog id of the selected result (0: none)."""
+    return state.results[state.active].asset_id if 0 <= state.active < len(state.results) else 0
+
+
+def _pixel_aspect_typed(self: MEDIAIDX_State, context: bpy.types.Context) -> None:
+    # the plate the override was typed for: another result selected later does not get it
+    self.import_pixel_aspect_for = _active_asset(self) if self.import_pixel_aspect else 0
+
+
+def _active_changed(self: MEDIAIDX_State, context: bpy.types.Context) -> None:
+    # a pixel aspect typed for one plate does not stick to the next one selected
+    if self.import_pixel_aspect and self.import_pixel_aspect_for != _active_asset(self):
+        self.import_pixel_aspect = 0.0
+
+
 class MEDIAIDX_State(bpy.types.PropertyGroup):
     query: StringProperty(name="Search", description="Words in names, folders, metadata, tags, notes",
                           update=_search_again, options={"TEXTEDIT_UPDATE"})
@@ -56,7 +72,7 @@ class MEDIAIDX_State(bpy.types.PropertyGroup):
     tag: StringProperty(name="Tag", update=_search_again)
     min_rating: IntProperty(name="Rating", min=0, max=5, default=0, update=_search_again)
     results: CollectionProperty(type=MEDIAIDX_AssetItem)
-    active: IntProperty(name="Result", default=0)
+    active: IntProperty(name="Result", default=0, update=_active_changed)
     total: IntProperty()
     connection: StringProperty(default="disconnected")
     message: StringProperty(default="")
@@ -72,7 +88,9 @@ class MEDIAIDX_State(bpy.types.PropertyGroup):
     import_pixel_aspect: FloatProperty(
         name="Pixel Aspect", default=0.0, min=0.0, max=10.0, soft_max=4.0, precision=4,
         description="Width / height of a stored pixel (2 for a 2x anamorphic squeeze), for a plate whose metadata "
-                    "lost it or got it wrong; 0: from the plate's metadata")
+                    "lost it or got it wrong; 0: from the plate's metadata. For the selected result only",
+        update=_pixel_aspect_typed)
+    import_pixel_aspect_for: IntProperty(default=0, description="The asset id import_pixel_aspect was typed for")
 
 
 classes = (MEDIAIDX_AssetItem, MEDIAIDX_State)

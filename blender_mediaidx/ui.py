@@ -86,14 +86,21 @@ class _MediaPanel:
                 col.label(text=f"{label}: {value}")
         if item.kind == "image":  # a numbered still: one photo or its sequence (movies are always movies)
             box.prop(st, "import_sequence", text="")
+        # The override belongs to the result it was typed for (props._pixel_aspect_typed): another result, even
+        # after a new search put a different plate at the same row, imports with its own metadata.
+        pixel_aspect = st.import_pixel_aspect if st.import_pixel_aspect_for == item.asset_id else 0.0
         if item.kind in ("video", "image"):  # 0 = the plate's own (probed) pixel aspect
-            box.prop(st, "import_pixel_aspect")
+            row = box.row()
+            row.alert = bool(pixel_aspect)  # an override in force shows, so it is not applied unseen
+            row.prop(st, "import_pixel_aspect")
+            if st.import_pixel_aspect and not pixel_aspect:
+                box.label(text="Pixel aspect typed for another result: this one uses its metadata", icon="INFO")
         row = box.row(align=True)
         row.prop(st, "import_mode", text="")
         op = row.operator("mediaidx.import_selected", text="Import", icon="IMPORT")
         op.mode = st.import_mode
         op.sequence = st.import_sequence
-        op.pixel_aspect = st.import_pixel_aspect
+        op.pixel_aspect = pixel_aspect if item.kind in ("video", "image") else 0.0
 
 
 class MEDIAIDX_PT_view3d(_MediaPanel, bpy.types.Panel):

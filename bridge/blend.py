@@ -56,8 +56,11 @@ def _sequence_plan(path: str, sequence: str) -> tuple[str, str | None]:
 
 def one_per_sequence(ix: MediaIndexer, ids: list[int], sequence: str = "auto") -> tuple[list[int], dict[int, int]]:
     """The shots to build: every frame of an image sequence is an asset of its own, so a search for a timelapse
-    returns each of its frames; the sequence is built once, from the first of them asked for. Returns the ids
-    kept, in order, and each id left out with the id whose .blend holds its sequence."""
+    returns each of its frames; the sequence is built once, from the first of them asked for whose status is ok.
+    Only an ok asset represents its sequence or is left out for another: a frame failed or missing in the catalog
+    (a damaged first frame) stays a shot of its own, which plan_blends reports as failed, and never takes its
+    sequence down with it. Returns the ids kept, in order, and each id left out with the id whose .blend holds
+    its sequence."""
     from blender_mediaidx.core.sequences import SequenceChoiceError, find_sequence  # bpy-free
 
     kept: list[int] = []
@@ -66,7 +69,7 @@ def one_per_sequence(ix: MediaIndexer, ids: list[int], sequence: str = "auto") -
     for asset_id in ids:
         a = ix.get(asset_id)
         seq = None
-        if a.kind == "image" and a.path and os.path.isfile(a.path):
+        if a.status == "ok" and a.kind == "image" and a.path and os.path.isfile(a.path):
             try:
                 seq = find_sequence(a.path, sequence)
             except SequenceChoiceError:

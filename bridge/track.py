@@ -80,9 +80,11 @@ def plate_facts(path: str, pixel_aspect: float | None = None) -> PlateFacts:
     try:
         probe = probe_file(first)
     except (ProbeError, OSError) as exc:
-        if not is_image(path):  # a movie: Blender reads movies through FFmpeg too
+        if not is_image(path) or not blender_only_still(first):
+            # A movie (Blender reads movies through FFmpeg too), or a still whose bytes are not a format only
+            # Blender reads (text named .png, an empty .jpg): the worker would stop on it, so the plan does.
             raise MediaIdxError(f"{name}: Blender cannot read it ({exc})") from None
-        # A still format Blender reads with its own readers: the worker goes on (pixel aspect 1 or the one
+        # Cineon, which Blender reads with its own reader: the worker goes on (pixel aspect 1 or the one
         # given); only the size, so the .chan's filmback, waits for the run.
         if clip_frame_count(first) <= 1:
             raise MediaIdxError(f"{name}: no frames to track") from None
@@ -105,6 +107,24 @@ def plate_facts(path: str, pixel_aspect: float | None = None) -> PlateFacts:
     if not width or frames <= 1:
         raise MediaIdxError(f"{name}: no frames to track")
     return PlateFacts(path, int(width), int(height), choose_pixel_aspect(pixel_aspect, probe), bool(pixel_aspect))
+
+
+# Still formats Blender reads that our probe (FFmpeg, through PyAV) cannot, by the magic bytes that open a file:
+# Cineon (big- or little-endian). Checked by writing each format Blender writes (BMP, SGI, PNG, JPEG, JPEG 2000,
+# Targa, Cineon, DPX, OpenEXR, Radiance HDR, TIFF, WebP) with bpy and probing it: only Cineon failed.
+_BLENDER_ONLY_MAGIC = (b"\x80\x2a\x5f\xd7", b"\xd7\x5f\x2a\x80")
+
+
+def blender_only_still(path: str) -> bool:
+    """Whether ``path`` starts like a still format Blender reads and our probe does not (Cineon): the only
+    files the dry run lets through with an unknown size. By content, not by name: a text file named .cin, or
+    an empty one, is refused as the worker would stop on it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head in _BLENDER_ONLY_MAGIC
 
 
 def out_dir_error(out: Path) -> str | None:
@@ -174,11 +194,19 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
     items: list[PlanItem] = []
     planned: set[str] = set()
 
-    def add(fname: str, kind: str, source: str | None, reason: str) -> None:
+    previous = plan.previous_exports(out)
+    earlier = {p.casefold() for p in previous}
+
+    def add(fname: str, kind: str, source: str | None, reason: str, *, may_fail: bool = False) -> None:
         dest = out / fname
         planned.add(fname)
-        items.append(PlanItem("write", str(dest), source=source, kind=kind,
-                              reason=reason + ("; replaces the file there" if dest.exists() else "")))
+        if dest.exists():
+            # A witness that does not solve writes nothing, and the earlier run's file under this name is not in
+            # the new shot.json: the run removes it (the folder holds what shot.json lists).
+            if may_fail and fname.casefold() in earlier:
+                reason += " (the earlier file: removed if it does not solve)"
+            reason += "; replaces the file there"
+        items.append(PlanItem("write", str(dest), source=source, kind=kind, reason=reason))
 
     unknown_chans: list[str] = []
     for cam, facts in zip(plan.camera_names(len(plates) - 1), plates, strict=True):
@@ -196,13 +224,13 @@ def plan_track(hero: str, out: Path, *, witnesses: list[str] | None = None, offs
         if role == "witness":
             why += ", if it solves"
         for kind, fname in plan.camera_files(plan.safe(cam), sw, sh, kinds).items():
-            add(fname, kind, facts.path, why)
+            add(fname, kind, facts.path, why, may_fail=role == "witness")
     add(plan.SHOT_MANIFEST, "manifest", None, "the shot manifest")
     if save_blend:
         add(plan.SHOT_BLEND, "blend", None, "the solved scene")
     # What the previous run exported here (its shot.json) and this one does not write: removed, so the folder
     # holds what the new shot.json lists (a witness that no longer solves, a .chan under an older filmback).
-    for fname in plan.stale_exports(out, plan.previous_exports(out), planned):
+    for fname in plan.stale_exports(out, previous, planned | {plan.SHOT_BLEND}):
         reason = "listed by the previous shot.json, not written by this run"
         if fname.endswith(".chan") and any(fname.startswith(p) for p in unknown_chans):
             reason += " (unless the filmback Blender reads gives the same name)"

@@ -92,7 +92,7 @@ def test_a_sequence_given_by_a_later_frame_counts_from_its_first(tmp_path: Path)
 
 def _previous_shot(out: Path, files: dict[str, str], schema: str = "mediaidx.shot/1") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "shot.json").write_text(json.dumps({"schema": schema, "cameras": [{"name": "x", "files": files}]}))
+    (out / "shot.json").write_text(json.dumps({"schema": schema, "cameras": [{"name": "hero", "files": files}, {"name": "witness1", "files": {}}]}))
     for name in files.values():
         target = out / name
         if target.parent == out and name != "shot.json":

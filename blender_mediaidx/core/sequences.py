@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 # name + separator + frame digits + extension; the last run of digits before the extension is the frame.
 _FRAME = re.compile(r"^(?P<head>.*?)(?P<digits>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+FRAME_NAME = _FRAME  # for the tracking plan's run of frames (tracking.plan.run_start)
 
 
 @dataclass
@@ -102,22 +103,39 @@ def numbered_sequence(path: str) -> ImageSequence | None:
     return ImageSequence(folder, head, tail, padding, first, last, missing)
 
 
-# Names cameras, phones and screenshot tools give: numbered, but each file is one picture (IMG_0001.PNG is an
-# iPhone screenshot, "Screenshot 2023-11-01 at 10.10.10.png" a Mac one), whatever the format or separator.
-_CAMERA_NAME = re.compile(r"^(?:(?:IMG|_MG|MVI|DSC[FN]?|_DSC|DJI|PXL|GOPR)(?![A-Za-z])"
-                          r"|Screenshot|Screen Shot|Screen Recording|WhatsApp Image)", re.IGNORECASE)
+# Counters cameras and phones give their photos (IMG_0001.JPG, DSC01234.JPG, DJI_0001.JPG): numbered, but each
+# file is one picture. They name the file up to the counter, so a frame number set off by a dot after more name
+# (IMG_plate.1001.png, DJI_0001_plate.1001.png, img.1001.exr) is a plate named by a person: the dot wins.
+_CAMERA_NAME = re.compile(r"^(?:IMG|_MG|MVI|DSC[FN]?|_DSC|DJI|PXL|GOPR)(?![A-Za-z])", re.IGNORECASE)
+# Names screenshot and messenger tools give, whatever the separator: "Screenshot 2023-11-01 at 10.10.10.png" has
+# its last number set off by a dot, but it is a time of day, never a frame (these tools do not write frames).
+_TOOL_NAME = re.compile(r"^(?:Screenshot|Screen Shot|Screen Recording|WhatsApp Image)", re.IGNORECASE)
+
+
+def plate_naming_reason(seq: ImageSequence) -> str | None:
+    """Why auto leaves numbered siblings single (photos, not a plate), in the words of the rule; None when they
+    are a plate. The one rule ``plate_naming`` and the importer's note on a single image both use."""
+    if _TOOL_NAME.match(seq.head):
+        return "named like screenshots"
+    if len(seq.files()) * 2 < seq.frame_count:
+        # two screenshots taken at 10.10.10 and 10.10.42 are not frames 10-42 with 31 missing
+        return "numbered far apart (fewer than half the numbers between the first and the last)"
+    if seq.head.endswith("."):  # the VFX convention (plate.1001.exr), whatever the name before it or the format
+        return None
+    if _CAMERA_NAME.match(seq.head):
+        return "named like camera photos"
+    if seq.tail[1:].lower() in PLATE_EXTS:
+        return None
+    return "not named like a plate (name.0001.ext) and not in a plate format"
 
 
 def plate_naming(seq: ImageSequence) -> bool:
     """Whether numbered siblings are a plate rather than a folder of photos: the frame number is set off by a
-    dot (plate.1001.exr, shot_010_v002.0101.dpx: the VFX convention, whatever the format) or the format is
-    one plates and renders come in (render_0001.png), and at least half the frames between the first and the
-    last are there. A camera's IMG_0001.JPG / DSC01234.JPG, or a screenshot, is never a plate on auto."""
-    if _CAMERA_NAME.match(seq.head) or len(seq.files()) * 2 < seq.frame_count:
-        # a camera's or a screenshot tool's counter; or numbers far apart (two screenshots taken at 10.10.10 and
-        # 10.10.42 are not frames 10-42 with 31 missing): photos, not frames
-        return False
-    return seq.head.endswith(".") or seq.tail[1:].lower() in PLATE_EXTS
+    dot (plate.1001.exr, shot_010_v002.0101.dpx, IMG_plate.1001.png: the VFX convention, whatever the format
+    or the name before it) or the format is one plates and renders come in (render_0001.png), and at least half
+    the frames between the first and the last are there. A camera's IMG_0001.JPG / DSC01234.PNG (its counter
+    not set off by a dot), or a screenshot, is never a plate on auto."""
+    return plate_naming_reason(seq) is None
 
 
 def find_sequence(path: str, choice: str = "auto") -> ImageSequence | None:

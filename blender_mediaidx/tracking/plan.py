@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
 
-from ..core.sequences import numbered_sequence
+from ..core.sequences import FRAME_NAME, numbered_sequence
 from ..core.track_formats import FORMATS
 
 # Still-image formats Blender reads (the importer's and the tracking worker's list): only these can make numbered
@@ -51,10 +52,34 @@ def is_image(path: str) -> bool:
 
 
 def clip_first_image(path: str) -> str:
-    """The file the tracking worker loads for the plate ``path``: the first image of its numbered sequence (a
-    sequence given by a later frame is still tracked from its first, as the importer does), else ``path``."""
-    seq = numbered_sequence(path) if is_image(path) else None
-    return seq.path(seq.first) if seq is not None else path
+    """The file the tracking worker loads for the plate ``path``: the first image of the contiguous run of
+    numbered images ``path`` is in (a sequence given by a later frame is still tracked from its first, as the
+    importer does; Blender's clip stops at a gap, so a frame after a gap starts its own run), else ``path``."""
+    if not is_image(path) or numbered_sequence(path) is None:
+        return path
+    return run_start(path)[0]
+
+
+def run_start(path: str) -> tuple[str, int]:
+    """(first file, its frame number) of the run of numbered images ``path`` is in: its number and the ones
+    before it, same padding, back to a gap (what Blender's clip reads forward from, ``clip_frame_count``)."""
+    folder, name = os.path.split(path)
+    m = FRAME_NAME.match(name)
+    if not m:
+        return path, 1
+    head, digits, tail = m.group("head"), m.group("digits"), m.group("tail")
+    n = int(digits)
+    while n > 0 and os.path.exists(os.path.join(folder, f"{head}{n - 1:0{len(digits)}d}{tail}")):
+        n -= 1
+    return os.path.join(folder, f"{head}{n:0{len(digits)}d}{tail}"), n
+
+
+def clip_frame_start(path: str) -> int:
+    """The clip's frame_start for the file the worker loads (``clip_first_image``): its own frame number, so
+    scene frames, plate.json and the cameras agree with the file names (1 for a movie or a lone image)."""
+    if not is_image(path) or numbered_sequence(path) is None:
+        return 1
+    return run_start(path)[1]
 
 
 _EXR_MAGIC = 20000630
@@ -69,10 +94,13 @@ def exr_data_window(path: str) -> tuple[int, int] | None:
     library (not in the bridge's dependencies, and bpy-free code cannot use Blender's)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(_EXR_HEADER_MAX)
+            magic = f.read(4)
+            if len(magic) < 4 or struct.unpack("<i", magic)[0] != _EXR_MAGIC:
+                return None  # not an EXR: 4 bytes read, not a MiB of every still
+            head = magic + f.read(_EXR_HEADER_MAX - 4)
     except OSError:
         return None
-    if len(head) < 8 or struct.unpack_from("<i", head)[0] != _EXR_MAGIC:
+    if len(head) < 8:
         return None
     pos = 8
     while pos < len(head):
@@ -179,29 +207,76 @@ def chan_name(name: str, sensor_width_mm: float, sensor_height_mm: float | None)
     return f"{name}_ZXY_{sensor_width_mm:g}x{h}.chan"
 
 
+# The suffixes camera_files gives a camera's files (after the camera's name); the .chan's carries the filmback.
+_EXPORT_SUFFIXES = ("_2d_3de.txt", "_2d.csv", "_2d.json", "_lens.json", "_plate.json", ".fbx", ".abc")
+_CHAN_SUFFIX = re.compile(r"_ZXY_[0-9][0-9.e+-]*x(?:[0-9][0-9.e+-]*|\?)\.chan")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# Names Windows keeps for devices, whatever the extension (CON.fbx is the console there, not a file).
+_WINDOWS_DEVICES = frozenset(("con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                              *(f"lpt{i}" for i in range(10))))
+# Never an earlier run's export to remove, whatever a manifest lists: the manifest itself and the saved scene.
+_NEVER_REMOVED = frozenset((SHOT_MANIFEST.casefold(), SHOT_BLEND.casefold()))
+
+
+def export_name_ok(fname: str, camera: str) -> bool:
+    """Whether ``fname`` is a name ``camera_files`` could give the camera ``camera``: plain on every file system
+    (letters, digits, '_', '.', '-'; no trailing dot, no drive, no stream, no device name) and the camera's
+    name plus one of the export's suffixes, spelled as the export spells it. Only such names of an earlier
+    shot.json are ever removed: a manifest edited by hand or by someone else cannot aim the run elsewhere."""
+    if not (_PLAIN_NAME.fullmatch(fname) and _PLAIN_NAME.fullmatch(camera)) or fname.endswith("."):
+        return False
+    if fname.split(".", 1)[0].casefold() in _WINDOWS_DEVICES or fname.casefold() in _NEVER_REMOVED:
+        return False
+    if not fname.startswith(camera) or camera != safe(camera):
+        return False
+    rest = fname[len(camera):]
+    return rest in _EXPORT_SUFFIXES or _CHAN_SUFFIX.fullmatch(rest) is not None
+
+
 def previous_exports(out: Path) -> list[str]:
     """The file names the shot.json in ``out`` lists, when we wrote it (its schema): what an earlier run exported
-    there. Only plain names inside ``out`` count (never a path that leads elsewhere); [] without such a manifest."""
+    there. Only names the export could have given that manifest's cameras count (``export_name_ok`` for a
+    camera it names: never a path that leads elsewhere, a drive, a stream, a device, shot.json or shot.blend);
+    [] without such a manifest."""
     try:
         manifest = json.loads((out / SHOT_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(manifest, dict) or manifest.get("schema") != SHOT_SCHEMA:
         return []
+    cams = [c for c in manifest.get("cameras") or [] if isinstance(c, dict)]
+    prefixes = sorted({c["name"] for c in cams if isinstance(c.get("name"), str)})  # the cameras it names
     names: list[str] = []
-    for cam in manifest.get("cameras") or []:
-        files = cam.get("files") if isinstance(cam, dict) else None
+    for cam in cams:
+        files = cam.get("files")
         for fname in (files.values() if isinstance(files, dict) else ()):
-            if (isinstance(fname, str) and fname not in (".", "..", SHOT_MANIFEST, "") and "/" not in fname
-                    and "\\" not in fname and "\0" not in fname and fname not in names):
+            if (isinstance(fname, str) and fname not in names
+                    and any(export_name_ok(fname, p) for p in prefixes)):
                 names.append(fname)
     return names
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def stale_exports(out: Path, previous: list[str], kept: set[str]) -> list[str]:
     """The names of ``previous`` (``previous_exports``) that the new run does not write (``kept``) and that are
-    still files in ``out``: what the run removes, so shot.json and the folder agree."""
-    return [n for n in previous if n not in kept and ((out / n).is_file() or (out / n).is_symlink())]
+    still files in ``out``: what the run removes, so shot.json and the folder agree. A name that is a kept one
+    in another case (HERO_LENS.JSON on macOS or Windows is hero_lens.json), or the same file by another name,
+    stays; shot.json and shot.blend always stay."""
+    keep = {k.casefold() for k in kept} | _NEVER_REMOVED
+    stale = []
+    for n in previous:
+        if n.casefold() in keep or not ((out / n).is_file() or (out / n).is_symlink()):
+            continue
+        if any(_same_file(out / n, out / k) for k in (*kept, SHOT_MANIFEST, SHOT_BLEND)):
+            continue
+        stale.append(n)
+    return stale
 
 
 def remove_stale_exports(out: Path, previous: list[str], kept: set[str]) -> list[str]:

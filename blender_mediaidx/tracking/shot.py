@@ -17,10 +17,16 @@ import bpy
 import numpy as np
 
 from ..core.scene_setup import blender_fps, parse_rate, scene_rate
-from ..core.sequences import numbered_sequence
 from ..core.similarity import apply_similarity, similarity_matrix, similarity_transform
 from . import export, solver
-from .plan import SHOT_MANIFEST, SHOT_SCHEMA, blender_pixel_aspect, clip_first_image, pixel_aspect_from_probe
+from .plan import (
+    SHOT_MANIFEST,
+    SHOT_SCHEMA,
+    blender_pixel_aspect,
+    clip_first_image,
+    clip_frame_start,
+    pixel_aspect_from_probe,
+)
 from .solver import SURVEY_PREFIX, is_survey
 
 SCHEMA = SHOT_SCHEMA
@@ -64,7 +70,8 @@ def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
     (frame_start is that image's number, so scene frames, plate.json and the cameras agree with the files)."""
     if not os.path.exists(spec.path):
         raise solver.TrackingError(f"{spec.path}: no such plate")
-    # Blender reads the numbered images from the one it loads; the plan (plan.clip_first_image) starts there too.
+    # Blender reads the numbered images from the one it loads up to the first gap; the plan
+    # (plan.clip_first_image) starts there too: the first image of the run the given frame is in.
     path = clip_first_image(spec.path)
     try:
         clip = bpy.data.movieclips.load(path)
@@ -74,8 +81,8 @@ def load_clip(spec: CameraSpec) -> bpy.types.MovieClip:
         raise solver.TrackingError(f"{os.path.basename(spec.path)}: no frames to track")
     # Only an image sequence starts at its own first number: a movie named take5.mov beside take6.mov is not one.
     # Blender reads every numbered sibling as a frame, whatever the naming (a timelapse IMG_0001.JPG.. too).
-    seq = numbered_sequence(path) if clip.source == "SEQUENCE" else None
-    clip.frame_start = seq.first if seq is not None else 1
+    # After a gap, that is the loaded image's number, not the sequence's first (plate.0010 of 0001-0003, 0010-0013).
+    clip.frame_start = clip_frame_start(path) if clip.source == "SEQUENCE" else 1
     # Blender does not read the pixel aspect from the file: without it an anamorphic plate is solved as if its
     # pixels were square (focal length, filmback and every exported camera off by the squeeze).
     pa = spec.pixel_aspect or plate_pixel_aspect(path)  # given by hand (--pixel-aspect) wins

@@ -560,7 +560,9 @@ def track(
     save_blend: Annotated[bool, typer.Option(help="Also save the solved scene as shot.blend.")] = False,
     formats: Annotated[str | None, typer.Option(
         help="Exports per camera, comma-separated: chan, fbx, abc, 3de, csv, json (default: all). Lens and plate "
-             "JSON and shot.json are always written.")] = None,
+             "JSON and shot.json are always written. A rerun into the same --out with fewer formats removes the "
+             "exports the earlier run wrote there in the others (the files its shot.json lists); --dry-run "
+             "lists them.")] = None,
     dry_run: DryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
