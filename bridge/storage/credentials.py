@@ -88,7 +88,8 @@ class RemoteURL:
         else:
             user = f"{quote(self.user, safe='')}@" if self.user else ""
             port = f":{self.port}" if self.port else ""
-            base = f"{self.scheme}://{user}{self.host}{port}"
+            host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address keeps its brackets
+            base = f"{self.scheme}://{user}{host}{port}"
         return f"{base}/{quote(self.path, safe='/')}" if self.path else base
 
     @property

@@ -22,6 +22,9 @@ from bridge.storage.remote import with_endpoint
     ("smb://nas.local/projects/2024/", None, "smb://nas.local/projects/2024"),
     ("smb://alice@nas.local:4445/projects", None, "smb://alice@nas.local:4445/projects"),
     ("sftp://render01:2222/srv/media", None, "sftp://render01:2222/srv/media"),
+    # an IPv6 server keeps its brackets (the stored form was sftp://::1:2222/..., which did not parse again)
+    ("sftp://[::1]:2222/srv/media", None, "sftp://[::1]:2222/srv/media"),
+    ("smb://alice@[fd00::5]/projects", None, "smb://alice@[fd00::5]/projects"),
 ])
 def test_canonical_root_urls(given: str, endpoint: str | None, canonical: str) -> None:
     assert parse_url(given, endpoint).url == canonical
