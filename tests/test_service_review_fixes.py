@@ -30,6 +30,7 @@ from blender_mediaidx.core.client import BridgeClient
 from bridge import MediaIndexer
 from bridge.service import datachannel as datachannel_mod
 from bridge.service import server as server_mod
+from bridge.service import streaming as streaming_mod
 from bridge.service.server import BridgeServer
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc")
@@ -174,28 +175,29 @@ def test_a_resume_whose_part_takes_longer_than_the_idle_sweep_to_hash_completes(
         library, bridge: BridgeServer, tmp_path: Path, monkeypatch) -> None:
     """The part a resumed client has is hashed on the source's thread after the transfer is registered; a hash
     longer than TRANSFER_IDLE_S (120 s: a 100 GB part on a NAS) got the transfer swept with nothing said, and
-    the client, which sets no timeout before a resume's first chunk, waited forever. A source that is reading
-    counts as active."""
+    the client, which sets no timeout before a resume's first chunk, waited forever. A source whose reads go on
+    counts as active (each read from when it started: one that hangs for good is swept, test_service_round3)."""
     nas, _local, _cat, _cache = library
     src = nas / "stuck.mov"
     data = src.read_bytes()
-    monkeypatch.setattr(server_mod, "TRANSFER_IDLE_S", 1.0)
+    monkeypatch.setattr(server_mod, "TRANSFER_IDLE_S", 2.0)
+    monkeypatch.setattr(streaming_mod, "PREFIX_READ", 256 << 10)  # the part is hashed in 12 reads
     mine = on_file(src)
     real = os.preadv
 
-    def slow(fd: int, bufs: Any, offset: int, *rest: Any) -> int:  # the first read of the part: slow storage
-        if offset < (1 << 20) and mine(fd):
-            time.sleep(7)  # past the idle limit and the sweep that runs every 5 s
+    def slow(fd: int, bufs: Any, offset: int, *rest: Any) -> int:  # the reads of the part: slow storage
+        if offset < (3 << 20) and mine(fd):
+            time.sleep(0.7)  # 12 x 0.7 s: past the idle limit and the sweep that runs every 5 s
         return real(fd, bufs, offset, *rest)
 
     monkeypatch.setattr(os, "preadv", slow)
     dest = tmp_path / "dl" / "stuck.mov"
-    resume_part(dest, src, data[:1 << 20])
+    resume_part(dest, src, data[:3 << 20])
     with connect(bridge.bound, "blender-a", data_channel="frames") as a:
         t = a.fetch(dest, path=str(src), chunk_size=256 << 10)
         assert a.wait(lambda: t.finished, 40), "the resumed fetch never ended"
         assert t.done, t.error
-        assert t.resumed_from == 1 << 20
+        assert t.resumed_from == 3 << 20
     assert dest.read_bytes() == data
 
 
@@ -337,27 +339,29 @@ def test_read_ahead_stays_within_the_credit_of_a_client_that_does_not_read(libra
 
 def test_a_client_cannot_open_fetches_without_bound(library, bridge: BridgeServer) -> None:
     """Every fetch costs the bridge a reader thread, an open file and its buffers: one connection opening 100
-    fetches it never reads took 107 threads. Beyond MAX_FETCHES_PER_PEER it is refused with a clear error."""
+    fetches it never reads took 107 threads. At most MAX_FETCHES_PER_PEER are open at once; the rest wait on
+    the bridge (no thread, no file, no buffer) and start as earlier ones finish (round 3: they were refused,
+    which failed a push of 40 shots)."""
     nas, _local, _cat, _cache = library
     cap = getattr(server_mod, "MAX_FETCHES_PER_PEER", 32)  # the documented limit
     peer = RawPeer(bridge.bound)
     try:
         rids = [peer.send("fetch", {"path": str(nas / "stuck.mov"), "chunk": 64 << 10, "window": 1})
                 for _ in range(cap + 8)]
-        assert peer.pump(lambda: all(peer.replies(r) for r in rids), 30)
-        replies = [peer.replies(r)[0] for r in rids]
-        refused = [r for r in replies if not r["ok"]]
-        assert sum(r["ok"] for r in replies) == cap
-        assert len(refused) == 8 and all(r["error"]["code"] == P.UNAVAILABLE for r in refused), refused
-        assert "fetches open" in refused[0]["error"]["message"]
+        assert peer.pump(lambda: all(peer.replies(r) for r in rids[:cap]), 30)
+        peer.pump(lambda: False, 1.0)  # time for a wrong answer to the ones beyond the cap
+        replies = [peer.replies(r)[0] for r in rids[:cap]]
+        assert all(r["ok"] for r in replies), replies
+        assert not any(peer.replies(r) for r in rids[cap:]), "fetches beyond the cap were answered"
         readers = [th for th in threading.enumerate() if th.name == "mediaidx-local-fetch"]
         assert len(readers) <= cap
-        tid = next(r["result"]["transfer"] for r in replies if r["ok"])
-        peer.send("abort", {"transfer": tid})  # one finished or aborted makes room again
+        tid = replies[0]["result"]["transfer"]
+        peer.send("abort", {"transfer": tid})  # one finished or aborted makes room for the next waiting
         assert wait_for(lambda: tid not in bridge.transfers)
-        rid = peer.send("fetch", {"path": str(nas / "other.mov"), "chunk": 64 << 10, "window": 1})
-        assert peer.pump(lambda: peer.replies(rid), 10)
-        assert peer.replies(rid)[0]["ok"], peer.replies(rid)
+        assert peer.pump(lambda: peer.replies(rids[cap]), 10)
+        assert peer.replies(rids[cap])[0]["ok"], peer.replies(rids[cap])
+        assert not any(peer.replies(r) for r in rids[cap + 1:])
+        assert len([th for th in threading.enumerate() if th.name == "mediaidx-local-fetch"]) <= cap
     finally:
         peer.close()
 
@@ -501,7 +505,7 @@ def test_a_remote_resume_whose_part_is_slow_to_hash_is_not_swept(tmp_path: Path,
         for k, v in remote.env.items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
-        data = os.urandom(2 << 20)
+        data = os.urandom(4 << 20)
         remote.put("plates/a.mov", data)
         cat, cache = tmp_path / "cat.sqlite", tmp_path / "cache"
         with MediaIndexer(cat, cache_dir=cache) as ix:
@@ -510,17 +514,20 @@ def test_a_remote_resume_whose_part_is_slow_to_hash_is_not_swept(tmp_path: Path,
         st = streaming.storage_for_root(remote.url).stat(b"plates/a.mov")
         dest = tmp_path / "dl" / "a.mov"
         dest.parent.mkdir()
-        Path(str(dest) + ".part").write_bytes(data[:1 << 20])
+        Path(str(dest) + ".part").write_bytes(data[:3 << 20])
         Path(str(dest) + ".part.json").write_text(json.dumps({"source": {"path": url}, "size": st.size,
                                                               "mtime_ns": st.mtime_ns}))
-        monkeypatch.setattr(server_mod, "TRANSFER_IDLE_S", 1.0)
+        # each read counts from when it started (round 3: a read that hangs for good is swept): 12 reads of the
+        # part, each under the idle limit, together past it and the sweep that runs every 5 s
+        monkeypatch.setattr(server_mod, "TRANSFER_IDLE_S", 2.0)
+        monkeypatch.setattr(streaming, "PREFIX_READ", 256 << 10)
         real_read = streaming.RemoteSource._read
         slowed: list[int] = []
 
         def slow(self: Any, fh: Any, pos: int, n: int) -> Any:
-            if pos == 0 and not slowed:  # the first read of the part: a slow storage
+            if pos < (3 << 20):  # the reads of the part: a slow storage
                 slowed.append(1)
-                time.sleep(7)
+                time.sleep(0.7)
             return real_read(self, fh, pos, n)
 
         monkeypatch.setattr(streaming.RemoteSource, "_read", slow)
@@ -533,7 +540,7 @@ def test_a_remote_resume_whose_part_is_slow_to_hash_is_not_swept(tmp_path: Path,
                 t = a.fetch(dest, path=url, chunk_size=256 << 10)
                 assert a.wait(lambda: t.finished, 40), "the resumed fetch never ended"
                 assert t.done, t.error
-                assert t.resumed_from == 1 << 20 and slowed
+                assert t.resumed_from == 3 << 20 and slowed
             assert dest.read_bytes() == data
         finally:
             server.stop()

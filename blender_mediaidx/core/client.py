@@ -15,6 +15,7 @@ docs/protocol.md), read by a thread of their own; ZeroMQ still carries the contr
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -42,6 +43,9 @@ DATA_BUFFER = 1 << 20         # the data channel's receive buffer, reused
 DATA_SOCKET_BUFFER = 4 << 20  # the kernel's (SO_RCVBUF): larger batches, fewer wake-ups
 DATA_TIMEOUT_S = 30.0         # a bridge that sends nothing for this long: the fetch fails (and can resume)
 FETCH_REPLY_TIMEOUT_S = 300.0  # the answer to `fetch` (a resume first hashes the part on the bridge: big plates)
+# Fetches this client has open on the bridge at once (the bridge allows 32 per connection); a push of more shots
+# waits here and starts as earlier ones end, so its reply timeout starts only when it is sent.
+MAX_FETCHES_AT_ONCE = 16
 ABANDONED_MAX = 1024          # fetch requests given up on, remembered so that a late reply is aborted
 
 
@@ -122,6 +126,7 @@ class BridgeClient:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._transfers: dict[Any, Transfer] = {}   # by fetch request id, until the bridge answers (IO thread)
+        self._fetches_waiting: collections.deque[Transfer] = collections.deque()  # beyond MAX_FETCHES_AT_ONCE
         self._by_tid: dict[int, Transfer] = {}      # by transfer id, while chunks flow (IO thread)
         # Fetch request ids this client stopped waiting for (IO thread): a late reply still opened a transfer on
         # the bridge, which this client then aborts rather than leave it open until the bridge's idle sweep.
@@ -424,9 +429,12 @@ class BridgeClient:
             try:
                 kind, item = self._outbox.get_nowait()
             except queue.Empty:
+                # at most MAX_FETCHES_AT_ONCE open (replies pending, transfers), in the order asked
+                while self._fetches_waiting and len(transfers) + len(self._by_tid) < MAX_FETCHES_AT_ONCE:
+                    self._start_fetch(sock, self._fetches_waiting.popleft(), transfers)
                 return
             if kind == "fetch":
-                self._start_fetch(sock, item, transfers)
+                self._fetches_waiting.append(item)
             elif kind == "refetch":  # the data channel was unreachable: the same fetch again, as frames
                 t = item
                 self._by_tid.pop(t.transfer_id, None)

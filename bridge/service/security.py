@@ -145,20 +145,46 @@ def load_client_keys(secret_file: str | os.PathLike[str]) -> tuple[bytes, bytes]
     return pub, sec
 
 
-def contained(path: str | bytes, roots: list[str]) -> bytes:
-    """The real path of ``path`` if it lies inside one of ``roots`` after resolving symlinks; Forbidden
-    otherwise. Relative paths and '..' components are refused outright."""
+def check_path_text(path: str | bytes) -> bytes:
+    """``path`` as bytes once its text passes the checks that need no file system: absolute, no '..'
+    (Forbidden otherwise). Cheap: the bridge runs it before queueing a file operation."""
     p = os.fsencode(path)
     if not os.path.isabs(p):
         raise Forbidden("only absolute paths inside the bridge's roots can be served")
     if b".." in p.split(b"/"):
         raise Forbidden("'..' is not allowed in paths")
+    return p
+
+
+def _under(path: bytes, root: bytes) -> bool:
+    root = root.rstrip(b"/") or b"/"
+    return path == root or path.startswith(root if root == b"/" else root + b"/")
+
+
+def contained(path: str | bytes, roots: list[str]) -> bytes:
+    """The real path of ``path`` if it lies inside one of ``roots`` after resolving symlinks; Forbidden
+    otherwise. Relative paths and '..' components are refused outright.
+
+    Only the roots that ``path`` (or its real path) names by its text are resolved, so a root on a mount that
+    hangs is touched by paths under it only, never by a fetch from another root. A path under a root whose
+    real path leaves every such root's real path (a symlink out) is refused. A path under no root by its text
+    (a symlink into a root from outside) is compared with every root's real path."""
+    p = check_path_text(path)
+    local = [os.fsencode(r) for r in roots if "://" not in r]
+    named = [r for r in local if _under(os.path.normpath(p), os.path.normpath(r))]
     real = os.path.realpath(p)
-    for root in roots:
-        if "://" in root:
-            continue
-        r = os.path.realpath(os.fsencode(root))
-        if real == r or real.startswith(r.rstrip(b"/") + b"/"):
+    if named:
+        tried: set[bytes] = set()
+        # its own roots first, then the roots its real path names by their text (a link into another root)
+        for r in named + [r for r in local if r not in named and _under(real, os.path.normpath(r))]:
+            if r in tried:
+                continue
+            tried.add(r)
+            if _under(real, os.path.realpath(r)):
+                return real
+        raise Forbidden("not inside any of the bridge's roots (symlinks are followed before checking)")
+    for r in local:
+        if _under(real, os.path.realpath(r)):
             return real
     raise Forbidden("not inside any of the bridge's roots (symlinks are followed before checking)")
 

@@ -13,6 +13,7 @@ reply or is dropped; nothing a peer sends can stop the loop.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -39,7 +40,7 @@ from ..storage import is_remote
 from .datachannel import ChannelJob, DataChannel, kinds
 from .fileops import FileOps
 from .rootpolicy import RootPolicy
-from .security import Forbidden, Keys, contained, endpoint_is_local, remote_contained
+from .security import Forbidden, Keys, check_path_text, contained, endpoint_is_local, remote_contained
 from .streaming import LocalSource
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ PEER_BUFFER_BYTES = 256 << 20
 # Fetches one client connection may have open at once (each holds a file, a reader thread and its buffers): a peer
 # that opens fetches and never reads them is refused beyond this (`unavailable`) instead of growing the bridge.
 MAX_FETCHES_PER_PEER = 32
+# Fetches beyond MAX_FETCHES_PER_PEER wait on the bridge (a push of many shots sends them all at once) and start
+# as earlier ones finish; a waiting fetch is a small dict, and a connection may have this many waiting.
+MAX_WAITING_FETCHES_PER_PEER = 2000
 SEARCH_LIMIT_MAX = 1000
 COUNT_CAP = 10_000  # interactive totals stop counting here ("10,000+")
 
@@ -203,6 +207,7 @@ class BridgeServer:
         # and make thumbnails, nor the other storages, nor the process's exit.
         self.fileops = FileOps()
         self._opening: dict[bytes, int] = {}  # fetches being prepared per client connection
+        self._waiting_fetches: dict[bytes, collections.deque[tuple[Any, dict[str, Any]]]] = {}  # loop thread only
         self._opening_lock = threading.Lock()
         self._local = threading.local()
         self.stats = {"requests": 0, "bad": 0}
@@ -303,6 +308,7 @@ class BridgeServer:
             self._send_results(sock)
             self._run_calls()
             self.fileops.expire()
+            self._start_waiting_fetches(sock)
             self._stream(sock)
             if time.monotonic() - last_sweep > 5:
                 last_sweep = time.monotonic()
@@ -596,14 +602,47 @@ class BridgeServer:
 
     # -- ops on worker threads -----------------------------------------------------------------------------
     def _in_worker(self, identity: bytes, rid: Any, fn: Callable[[MediaIndexer], Any]) -> object:
+        """``fn(ix)`` on a worker; its result is the reply (none when it returns _NO_REPLY: it handed on)."""
         def run() -> None:
             try:
-                msg = P.ok(rid, fn(self._worker_ix()))
+                result = fn(self._worker_ix())
+                if result is _NO_REPLY:
+                    return
+                msg = P.ok(rid, result)
             except Exception as exc:
                 msg = error_reply(rid, exc, "worker op")
             self._post(identity, msg)
 
         self._pool.submit(run)
+        return _NO_REPLY
+
+    def _checked_in_worker(self, identity: bytes, rid: Any, key: str, check: Callable[[], Any],
+                           fn: Callable[[MediaIndexer, Any], Any], what: str) -> object:
+        """``check()`` (path checks that may hang on a storage) on a file-op thread keyed by ``key`` like a
+        fetch, then ``fn(ix, checked)`` on a worker: a dead mount holds up its own root's calls, never the two
+        workers every probe and thumbnail shares. One reply. From any thread."""
+        def fail(exc: BaseException) -> None:
+            self._post(identity, error_reply(rid, exc, what, other=P.UNAVAILABLE))
+
+        def work(checked: Any) -> None:
+            try:
+                msg = P.ok(rid, fn(self._worker_ix(), checked))
+            except Exception as exc:
+                msg = error_reply(rid, exc, what)
+            self._post(identity, msg)
+
+        def run() -> None:
+            try:
+                checked = check()
+            except Exception as exc:
+                fail(exc)
+                return
+            try:
+                self._pool.submit(work, checked)
+            except Exception as exc:  # the bridge is stopping
+                fail(exc)
+
+        self.fileops.submit(key, run, fail)
         return _NO_REPLY
 
     def _probe(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
@@ -617,8 +656,9 @@ class BridgeServer:
             root, rel = remote_contained(wanted, self._roots())
             return self._in_worker(identity, rid, lambda ix: probe_remote(root, rel))
         roots = self._roots()
+        check_path_text(wanted)
 
-        def probe_local(ix: MediaIndexer) -> dict[str, Any]:  # on the worker: realpath and stat may hang too
+        def check() -> bytes:  # on a file-op thread keyed by its root: realpath and stat may hang
             path = contained(wanted, roots)
             try:
                 regular = stat.S_ISREG(os.stat(path).st_mode)
@@ -628,21 +668,35 @@ class BridgeServer:
                 raise Forbidden(f"cannot read the file: {exc.strerror}") from None
             if not regular:  # a named pipe would hold a worker forever, a folder is no media
                 raise Forbidden("not a regular file: only files can be probed")
-            return ix.probe(os.fsdecode(path))
+            return path
 
-        return self._in_worker(identity, rid, probe_local)
+        return self._checked_in_worker(identity, rid, _storage_key(wanted, roots), check,
+                                       lambda ix, path: ix.probe(os.fsdecode(path)), "probe")
 
     def _thumbnail(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
         asset_id = P.arg(args, "asset", int, required=True)
 
-        def make(ix: MediaIndexer) -> dict[str, Any]:
-            from ..thumbs.ondemand import poster_on_demand
+        roots = self._roots()
+        from ..thumbs.ondemand import cached_poster, checked_local_file, make_poster
 
+        def reply(path: Path) -> dict[str, Any]:
+            return {"asset": asset_id, "format": path.suffix.lstrip("."), "data": path.read_bytes()}
+
+        def make(ix: MediaIndexer) -> object:  # on a worker: the cache only
             hero = ix.hero_image(asset_id)  # a hero image (scan --analyze) is shown instead of the poster frame
             if hero is not None:
                 return {"asset": asset_id, "format": "jpg", "data": hero.read_bytes()}
-            path = poster_on_demand(ix, asset_id)  # checked against the roots like a fetch
-            return {"asset": asset_id, "format": path.suffix.lstrip("."), "data": path.read_bytes()}
+            cached = cached_poster(ix, asset_id)
+            if cached is not None:
+                return reply(cached)
+            url, rel = search_mod.native_path(ix._read_db().conn, asset_id)
+            if is_remote(url):
+                return reply(make_poster(ix, asset_id))
+            full = os.fsencode(url).rstrip(b"/") + b"/" + rel
+            # the file's checks on a file-op thread keyed by its root (checked against the roots like a fetch),
+            # then made on a worker from the real path checked
+            return self._checked_in_worker(identity, rid, url, lambda: checked_local_file(full, roots),
+                                           lambda ix2, real: reply(make_poster(ix2, asset_id, real)), "thumbnail")
 
         return self._in_worker(identity, rid, make)
 
@@ -654,7 +708,7 @@ class BridgeServer:
         registered = self._roots()
         # On a file-op thread: the check resolves symlinks of the roots and the allowed folders, which waits as
         # long as a mount that hangs. Forbidden before anything starts, dry runs included.
-        key = _storage_key(roots[0], registered) if len(roots) == 1 else tuple(sorted(roots))
+        key = _storage_key(roots[0], registered) if len(roots) == 1 else ", ".join(sorted(roots))
         return self._off_loop(identity, rid, key, lambda: self.policy.check_scan(roots, registered),
                               lambda _: self._start_scan(identity, roots, opts), None, "scan")
 
@@ -681,8 +735,13 @@ class BridgeServer:
             try:
                 result = register(prepared)
             except Exception as exc:
-                if release is not None:  # never on the loop: a close can hang on a dead mount too
-                    threading.Thread(target=release, args=(prepared,), name="mediaidx-release", daemon=True).start()
+                if release is not None:
+                    try:  # never on the loop: a close can hang on a dead mount too
+                        threading.Thread(target=release, args=(prepared,), name="mediaidx-release",
+                                         daemon=True).start()
+                    except Exception:  # no thread to be had (the error above may be that): close it here
+                        with contextlib.suppress(Exception):
+                            release(prepared)
                 self._send(self._loop_sock, identity, error_reply(rid, exc, what, other=P.UNAVAILABLE))
                 return
             self._send(self._loop_sock, identity, P.ok(rid, result))
@@ -763,13 +822,21 @@ class BridgeServer:
         return {"job": job.id}
 
     # -- fetch ------------------------------------------------------------------------------------------------
-    def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any]) -> object:
+    def _fetch(self, identity: bytes, rid: Any, args: dict[str, Any], *, waited: bool = False) -> object:
         """Answered from a file-op thread: a local file may sit on a mount that hangs, so the loop only looks up
         the catalog; path checks, the open, the stat and every read happen on other threads (`_off_loop`)."""
         chunk = min(max(P.arg(args, "chunk", int, 1 << 20), 4096), MAX_CHUNK)
         window = min(max(P.arg(args, "window", int, 8), 1), MAX_WINDOW)
         offset = P.arg(args, "offset", int, 0)
-        self._check_fetch_cap(identity)
+        waiting = self._waiting_fetches.get(identity)
+        if not waited and (waiting or self._fetches_open(identity) >= MAX_FETCHES_PER_PEER):
+            if waiting is not None and len(waiting) >= MAX_WAITING_FETCHES_PER_PEER:
+                raise P.ProtocolError(P.UNAVAILABLE, f"this connection has {MAX_FETCHES_PER_PEER} fetches open and "
+                                                     f"{len(waiting)} waiting (the most the bridge allows): finish "
+                                                     "or abort some first")
+            # started in order once earlier fetches finish (`_start_waiting_fetches`); its reply comes then
+            self._waiting_fetches.setdefault(identity, collections.deque()).append((rid, args))
+            return _NO_REPLY
         roots = self._roots()
         resolve: Callable[[], bytes]
         if "asset" in args:
@@ -795,10 +862,29 @@ class BridgeServer:
                 url, rel = remote_contained(wanted, roots)
                 return self._fetch_remote(identity, rid, url, rel, offset, chunk, window, args.get("expect"),
                                           self._channel_kind(args))
+            check_path_text(wanted)  # refused here, before it takes a file-op slot
             resolve = lambda: contained(wanted, roots)  # noqa: E731
             key = _storage_key(wanted, roots)
         return self._fetch_local(identity, rid, key, resolve, offset, chunk, window, args.get("expect"),
                                  self._channel_kind(args))
+
+    def _start_waiting_fetches(self, sock: Any) -> None:
+        """Loop thread: start the fetches that wait for one of their connection's MAX_FETCHES_PER_PEER, in the
+        order they came, as earlier ones finish."""
+        for identity, waiting in list(self._waiting_fetches.items()):
+            while waiting and self._fetches_open(identity) < MAX_FETCHES_PER_PEER:
+                rid, args = waiting.popleft()
+                if not waiting:
+                    del self._waiting_fetches[identity]
+                try:
+                    result = self._fetch(identity, rid, args, waited=True)
+                except Exception as exc:
+                    self._send(sock, identity, error_reply(rid, exc, "op fetch"))
+                    continue
+                if result is not _NO_REPLY:
+                    self._send(sock, identity, P.ok(rid, result))
+            if not waiting:
+                self._waiting_fetches.pop(identity, None)
 
     def _fetches_open(self, identity: bytes) -> int:
         """Loop thread: the fetches a client connection has open (transfers, data-channel jobs) or in the
@@ -1052,9 +1138,13 @@ class BridgeServer:
 _NO_REPLY = object()
 
 
+OUTSIDE_ROOTS = "paths outside the catalog roots"
+
+
 def _storage_key(path: str, roots: list[str]) -> str:
     """The catalog root a path names (by its text: looking at the file system may hang), which fileops.py caps
-    as one storage; the path itself when it is under none (the containment check refuses it)."""
+    as one storage; OUTSIDE_ROOTS, one key for them all, when it is under none (only a symlink into a root
+    passes the containment check then): paths under a dead mount outside the roots take 4 threads at most."""
     if "://" in path:
         return path
     norm = os.path.normpath(path)
@@ -1065,7 +1155,7 @@ def _storage_key(path: str, roots: list[str]) -> str:
         base = os.path.normpath(r)
         if (norm == base or norm.startswith(base.rstrip(os.sep) + os.sep)) and len(base) > len(best):
             best = base
-    return best or norm
+    return best or OUTSIDE_ROOTS
 
 
 def _check_range(expect: Any, offset: int, size: int, mtime_ns: int) -> None:

@@ -168,8 +168,10 @@ class ReadAheadSource:
         return (self._started - self._consumed) * self.chunk
 
     def active_at(self) -> float:
-        """When the source last did something: now while a read is under way."""
-        return time.monotonic() if self._busy_since is not None else self.last_active
+        """When the source last did something: when the read under way started, so a read that hangs for good
+        counts as idle from its start and the sweep closes the transfer (telling the client)."""
+        busy = self._busy_since
+        return busy if busy is not None else self.last_active
 
     def _take(self) -> Any:
         """The next item from the reader: raises its error as OSError; None when nothing is ready."""
