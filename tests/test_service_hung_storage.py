@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inprocess_bridge import bridge_in_process
 
 from blender_mediaidx.core import client as client_mod
 from blender_mediaidx.core import protocol as P
@@ -45,15 +46,8 @@ def library(tmp_path: Path) -> tuple[Path, Path, Path]:
 def bridge(library) -> Iterator[BridgeServer]:
     """A bridge in this process (so a test can hang its file system calls and look at its transfers)."""
     _root, cat, cache = library
-    server = BridgeServer(cat, bind="tcp://127.0.0.1:0", cache_dir=cache)
-    thread = threading.Thread(target=server.run, name=LOOP, daemon=True)
-    thread.start()
-    server.wait_ready()
-    try:
+    with bridge_in_process(cat, cache, name=LOOP) as server:
         yield server
-    finally:
-        server.stop()
-        thread.join(10)
 
 
 class Hang:

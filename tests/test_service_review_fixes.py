@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import zmq
+from inprocess_bridge import bridge_in_process
 
 from blender_mediaidx.core import protocol as P
 from blender_mediaidx.core.client import BridgeClient
@@ -60,15 +61,8 @@ def library(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
 @pytest.fixture
 def bridge(library) -> Iterator[BridgeServer]:
     _nas, _local, cat, cache = library
-    server = BridgeServer(cat, bind="tcp://127.0.0.1:0", cache_dir=cache)
-    thread = threading.Thread(target=server.run, name="bridge-loop", daemon=True)
-    thread.start()
-    server.wait_ready()
-    try:
+    with bridge_in_process(cat, cache) as server:
         yield server
-    finally:
-        server.stop()
-        thread.join(10)
 
 
 class Hang:

@@ -5,6 +5,7 @@ clients; the hangs are injected at the file system calls and released at the end
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -14,13 +15,13 @@ from typing import Any
 
 import pytest
 import zmq
+from inprocess_bridge import bridge_in_process
 
 from blender_mediaidx.core import protocol as P
 from blender_mediaidx.core.client import BridgeClient
 from bridge import MediaIndexer
 from bridge.service import fileops as fileops_mod
 from bridge.service import server as server_mod
-from bridge.service.server import BridgeServer
 
 STUCK_S = 60  # an injected hang lasts at most this long (each test releases it long before)
 
@@ -41,30 +42,10 @@ def make_library(tmp_path: Path, names: tuple[str, ...], files: int = 3) -> tupl
     return roots, cat, cache
 
 
-class Bridge:
-    def __init__(self, cat: Path, cache: Path) -> None:
-        self.server = BridgeServer(cat, bind="tcp://127.0.0.1:0", cache_dir=cache)
-        self.thread = threading.Thread(target=self.server.run, name="bridge-loop", daemon=True)
-        self.thread.start()
-        self.server.wait_ready()
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(10)
-
-
 @pytest.fixture
 def start() -> Iterator[Any]:
-    started: list[Bridge] = []
-
-    def go(cat: Path, cache: Path) -> BridgeServer:
-        b = Bridge(cat, cache)
-        started.append(b)
-        return b.server
-
-    yield go
-    for b in started:
-        b.stop()
+    with contextlib.ExitStack() as stack:
+        yield lambda cat, cache: stack.enter_context(bridge_in_process(cat, cache))
 
 
 @pytest.fixture
