@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inprocess_bridge import bridge_in_process
+from inprocess_bridge import Hang, bridge_in_process, connect, wait_for
 
 from blender_mediaidx.core import client as client_mod
 from blender_mediaidx.core import protocol as P
@@ -25,7 +23,6 @@ from bridge.service.server import BridgeServer
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc")
 
-STUCK_S = 60  # how long an injected hang lasts at most (the test releases it long before)
 LOOP = "bridge-loop"  # the name of the bridge's loop thread here
 
 
@@ -50,41 +47,6 @@ def bridge(library) -> Iterator[BridgeServer]:
         yield server
 
 
-class Hang:
-    """Makes a call block while ``when(*args)`` holds, until ``release()``; ``entered`` is set once one blocks."""
-
-    def __init__(self, real: Any, when: Any) -> None:
-        self.real, self.when = real, when
-        self.entered = threading.Event()
-        self.released = threading.Event()
-        self.blocked_threads: list[str] = []
-
-    def __call__(self, *args: Any) -> Any:
-        if not self.released.is_set() and self.when(*args):
-            self.blocked_threads.append(threading.current_thread().name)
-            self.entered.set()
-            self.released.wait(STUCK_S)
-        return self.real(*args)
-
-    def release(self) -> None:
-        self.released.set()
-
-
-def connect(endpoint: str, name: str, **kw: Any) -> BridgeClient:
-    c = BridgeClient(endpoint, name=name, heartbeat_s=0.2, dead_after_s=2.0, **kw).start()
-    assert c.wait(lambda: c.state == "connected", 10), c.last_error
-    return c
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def answered(c: BridgeClient, root: Path) -> None:
     """The bridge still answers this client: a ping, a search."""
     assert "time" in c.call("ping", timeout_s=5)
@@ -104,7 +66,7 @@ def test_a_fetch_stuck_opening_a_file_freezes_nobody_and_completes_when_the_moun
     monkeypatch.setattr(server_mod, "contained", hang)
     with connect(bridge.bound, "blender-a", data_channel=channel) as a, connect(bridge.bound, "blender-b") as b:
         t = a.fetch(tmp_path / "a" / "stuck.mov", path=str(stuck))
-        assert hang.entered.wait(10)
+        assert hang.wait_entered()
         try:
             answered(b, root)
             assert "time" in a.call("ping", timeout_s=5)  # the stuck fetch's own client too
@@ -141,7 +103,7 @@ def test_a_read_stuck_mid_transfer_freezes_nobody_can_be_aborted_and_resumes(
     dest = tmp_path / "a" / "stuck.mov"
     with connect(bridge.bound, "blender-a", data_channel="frames") as a, connect(bridge.bound, "blender-b") as b:
         t = a.fetch(dest, path=str(stuck), chunk_size=64 << 10, window=4)
-        assert hang.entered.wait(10)
+        assert hang.wait_entered()
         try:
             answered(b, root)
             assert a.wait(lambda: t.transfer_id is not None, 5)
@@ -184,7 +146,7 @@ def test_a_fetch_reply_that_comes_after_the_client_gave_up_is_aborted(
     tid_before = bridge._next_tid
     with connect(bridge.bound, "blender-a", data_channel=channel) as a:
         t = a.fetch(tmp_path / "a" / "stuck.mov", path=str(stuck), chunk_size=64 << 10, window=1)
-        assert hang.entered.wait(10)
+        assert hang.wait_entered()
         try:
             assert a.wait(lambda: t.finished, 10), "the client never gave up"
             assert t.error is not None and t.error.code == P.TIMEOUT, t.error  # connected, no answer: timeout
@@ -230,7 +192,7 @@ def test_probe_and_scan_checks_on_a_hung_mount_freeze_nobody(library, bridge: Br
     with connect(bridge.bound, "blender-a") as a, connect(bridge.bound, "blender-b") as b:
         replies: list[Any] = []
         a.request(op, args, on_reply=replies.append, on_error=replies.append, timeout_s=30)
-        assert hang.entered.wait(10)
+        assert hang.wait_entered()
         try:
             answered(b, root)
         finally:

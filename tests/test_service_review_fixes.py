@@ -24,10 +24,9 @@ from typing import Any
 
 import pytest
 import zmq
-from inprocess_bridge import bridge_in_process
+from inprocess_bridge import Hang, bridge_in_process, connect, wait_for
 
 from blender_mediaidx.core import protocol as P
-from blender_mediaidx.core.client import BridgeClient
 from bridge import MediaIndexer
 from bridge.service import datachannel as datachannel_mod
 from bridge.service import server as server_mod
@@ -37,7 +36,6 @@ from bridge.service.server import BridgeServer
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc")
 
 REPO = Path(__file__).resolve().parents[1]
-STUCK_S = 60  # an injected hang lasts at most this long (the tests release it long before)
 
 
 @pytest.fixture
@@ -65,27 +63,6 @@ def bridge(library) -> Iterator[BridgeServer]:
         yield server
 
 
-class Hang:
-    """Makes a call block while ``when(*args)`` holds, until ``release()``; ``entered`` counts those blocked."""
-
-    def __init__(self, real: Any, when: Any) -> None:
-        self.real, self.when = real, when
-        self.entered = threading.Semaphore(0)
-        self.released = threading.Event()
-
-    def __call__(self, *args: Any) -> Any:
-        if not self.released.is_set() and self.when(*args):
-            self.entered.release()
-            self.released.wait(STUCK_S)
-        return self.real(*args)
-
-    def wait_entered(self, n: int = 1, timeout: float = 10) -> bool:
-        return all(self.entered.acquire(timeout=timeout) for _ in range(n))
-
-    def release(self) -> None:
-        self.released.set()
-
-
 def on_file(path: Path) -> Any:
     """A predicate for an fd-taking call: the fd is open on ``path``."""
     ino = path.stat().st_ino
@@ -97,21 +74,6 @@ def on_file(path: Path) -> Any:
             return False
 
     return check
-
-
-def connect(endpoint: str, name: str, **kw: Any) -> BridgeClient:
-    c = BridgeClient(endpoint, name=name, heartbeat_s=0.2, dead_after_s=2.0, **kw).start()
-    assert c.wait(lambda: c.state == "connected", 10), c.last_error
-    return c
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def fds_on(path: Path) -> list[int]:
