@@ -56,9 +56,10 @@ def _sequence_plan(path: str, sequence: str) -> tuple[str, str | None]:
 
 def one_per_sequence(ix: MediaIndexer, ids: list[int], sequence: str = "auto") -> tuple[list[int], dict[int, int]]:
     """The shots to build: every frame of an image sequence is an asset of its own, so a search for a timelapse
-    returns each of its frames; the sequence is built once, from the first of them asked for whose status is ok.
-    Only an ok asset represents its sequence or is left out for another: a frame failed or missing in the catalog
-    (a damaged first frame) stays a shot of its own, which plan_blends reports as failed, and never takes its
+    returns each of its frames; the sequence is built once, from the first of them asked for that is not failed
+    or missing (unprobed frames of a scan --no-probe group like probed ones).
+    A frame failed or missing in the catalog (a damaged first frame) never represents its sequence nor is left
+    out for another: it stays a shot of its own, which plan_blends reports as failed, and never takes its
     sequence down with it. Returns the ids kept, in order, and each id left out with the id whose .blend holds
     its sequence."""
     from blender_mediaidx.core.sequences import SequenceChoiceError, find_sequence  # bpy-free
@@ -69,7 +70,8 @@ def one_per_sequence(ix: MediaIndexer, ids: list[int], sequence: str = "auto") -
     for asset_id in ids:
         a = ix.get(asset_id)
         seq = None
-        if a.status == "ok" and a.kind == "image" and a.path and os.path.isfile(a.path):
+        # a failed or missing frame is its own (failing) shot; unprobed frames (scan --no-probe) group as ok ones
+        if a.status not in ("failed", "missing") and a.kind == "image" and a.path and os.path.isfile(a.path):
             try:
                 seq = find_sequence(a.path, sequence)
             except SequenceChoiceError:

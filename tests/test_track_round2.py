@@ -277,3 +277,31 @@ def test_the_exr_check_reads_four_bytes_of_a_file_that_is_not_an_exr(tmp_path: P
     monkeypatch.setattr(plan, "open", lambda p, mode="r": Counting(real_open(p, mode)), raising=False)
     assert plan.exr_data_window(str(big)) is None
     assert sum(read) <= 4
+
+
+def test_walking_back_to_the_run_start_follows_fewer_digits(tmp_path: Path) -> None:
+    """frame1..frame20.png (ffmpeg's frame%d.png) given as frame15, and plate.990..plate.1010 given as plate.1005:
+    the walk back looked only for the given width (frame09, plate.0999) and tracked part of the plate; Blender
+    reads forward from frame1 / plate.990 with that width as a minimum, so those are the run's start."""
+    for n in range(1, 21):
+        (tmp_path / f"frame{n}.png").write_bytes(b"x")
+    for n in range(990, 1011):
+        (tmp_path / f"plate.{n:03d}.png").write_bytes(b"x")
+    assert plan.run_start(str(tmp_path / "frame15.png")) == (str(tmp_path / "frame1.png"), 1)
+    assert clip_frame_count(str(tmp_path / "frame1.png")) == 20
+    assert plan.run_start(str(tmp_path / "plate.1005.png")) == (str(tmp_path / "plate.990.png"), 990)
+    assert clip_frame_count(str(tmp_path / "plate.990.png")) == 21
+
+
+def test_blend_groups_unprobed_frames_of_a_sequence(tmp_path: Path) -> None:
+    """Frames of a `scan --no-probe` are 'unprobed', not 'ok': they were each built as a shot of their own, five
+    .blend files each holding the whole sequence."""
+    from bridge.blend import one_per_sequence
+
+    d = frames(tmp_path / "shot", "shot", (1001, 1002, 1003, 1004, 1005))
+    with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
+        ix.scan(d, probe=False)
+        ids = sorted(a.id for a in ix.search(None, limit=10, status=None))
+        assert {ix.get(i).status for i in ids} == {"unprobed"}
+        kept, left = one_per_sequence(ix, ids)
+    assert kept == ids[:1] and set(left) == set(ids[1:])

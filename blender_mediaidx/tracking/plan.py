@@ -68,10 +68,16 @@ def run_start(path: str) -> tuple[str, int]:
     if not m:
         return path, 1
     head, digits, tail = m.group("head"), m.group("digits"), m.group("tail")
-    n = int(digits)
-    while n > 0 and os.path.exists(os.path.join(folder, f"{head}{n - 1:0{len(digits)}d}{tail}")):
-        n -= 1
-    return os.path.join(folder, f"{head}{n:0{len(digits)}d}{tail}"), n
+    n, width = int(digits), len(digits)
+    while n > 0:
+        # Blender reads forward with the loaded file's digit count as a minimum width (frame9.png, frame10.png;
+        # plate.999, plate.1000), so walking back the previous frame may have fewer digits
+        width_before = next((w for w in range(width, 0, -1)
+                             if os.path.exists(os.path.join(folder, f"{head}{n - 1:0{w}d}{tail}"))), None)
+        if width_before is None:
+            break
+        n, width = n - 1, width_before
+    return os.path.join(folder, f"{head}{n:0{width}d}{tail}"), n
 
 
 def clip_frame_start(path: str) -> int:
