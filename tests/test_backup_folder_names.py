@@ -143,9 +143,16 @@ def test_the_temporary_name_of_a_long_cjk_name_is_valid_utf8(tmp_path: Path) -> 
     assert os.fsencode(tmp.name).startswith(b"." + b"\xff\xfe" * 60 + b".")  # 120 bytes, none lost or changed
 
 
-def test_an_old_part_file_is_removed_by_the_next_copy_and_a_fresh_one_is_not(tmp_path: Path) -> None:
+def test_an_old_part_file_is_removed_by_the_next_copy_and_a_fresh_one_is_not(tmp_path: Path, monkeypatch) -> None:
     """A killed backup's part files would stay for good; the next copy of that file removes those not
-    written for a day, never a younger one (a backup may still be writing it) nor another file's."""
+    written for a day, never a younger one (a backup may still be writing it) nor another file's. Age is
+    judged by mtime and ctime together (a live copy carries its source's old mtime) and a test cannot set a
+    ctime in the past, so fileops' clock is moved two days ahead instead."""
+    import types
+
+    shift = 2 * 86400
+    monkeypatch.setattr(fileops, "time", types.SimpleNamespace(time=lambda: time.time() + shift,
+                                                               monotonic=time.monotonic))
     root = make_root(tmp_path / "nas", {"clips/A.mov": os.urandom(5000), "clips/B.mov": os.urandom(5000)})
     clips = tmp_path / "bk" / "nas" / "clips"
     clips.mkdir(parents=True)
@@ -159,7 +166,7 @@ def test_an_old_part_file_is_removed_by_the_next_copy_and_a_fresh_one_is_not(tmp
         p.write_bytes(b"half a clip")
         if p is not fresh:
             os.utime(p, (two_days, two_days))
-    os.utime(fresh, (time.time() - 23 * 3600,) * 2)
+    os.utime(fresh, (time.time() + shift - 23 * 3600,) * 2)  # 23 hours before the moved clock
     with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
         ix.scan(root, probe=False)
         (dry,) = ix.run_workflow({"action": "backup", "backup_root": str(tmp_path / "bk"),
@@ -171,3 +178,35 @@ def test_an_old_part_file_is_removed_by_the_next_copy_and_a_fresh_one_is_not(tmp
     assert (clips / "A.mov").read_bytes() == (root / "clips" / "A.mov").read_bytes()
     assert not old.exists() and not legacy.exists()
     assert fresh.exists() and other.exists() and mine.exists()
+
+
+def test_files_moved_into_another_root_under_the_same_path_do_not_move_its_folder(tmp_path: Path) -> None:
+    """card/clips/A.mov and B.mov moved to archive/clips/ keep their records, whose destinations end with their
+    new path too (bk/card/clips/A.mov): they voted 'card' for the archive, which took the card's folder."""
+    arch = make_root(tmp_path / "nas" / "archive", {"old/X.mov": os.urandom(4000)})
+    card = make_root(tmp_path / "mnt" / "card", {f"clips/{n}.mov": os.urandom(3000 + i)
+                                                  for i, n in enumerate("ABC")})
+    bk = tmp_path / "bk"
+    with MediaIndexer(tmp_path / "cat.sqlite", cache_dir=tmp_path / "cache") as ix:
+        ix.scan(arch, probe=False)
+        ix.scan(card, probe=False)
+        assert backup(ix, bk)["result"]["copied"] == 4
+        (arch / "clips").mkdir()
+        for n in "AB":
+            shutil.move(card / "clips" / f"{n}.mov", arch / "clips" / f"{n}.mov")
+        assert ix.scan(card, arch, probe=False).counts["moved"] == 2
+        r = backup(ix, bk)
+    assert actions(r, bk) == [("copy", "archive/clips/A.mov"), ("copy", "archive/clips/B.mov"),
+                              ("skip", "archive/old/X.mov"), ("skip", "card/clips/C.mov")]
+
+
+def test_a_live_copy_carrying_its_sources_old_mtime_is_not_a_stale_part(tmp_path: Path) -> None:
+    """A copy being verified already has its source's mtime (weeks old); another copy placing a file of the
+    same name removed it as stale, and the first copy failed with ENOENT."""
+    dest = tmp_path / "A.mov"
+    live = tmp_path / ".A.mov.0123456789ab.mediaidx-part"
+    live.write_bytes(b"being verified")
+    weeks = time.time() - 30 * 86400
+    os.utime(live, (weeks, weeks))  # what copystat does before the read-back
+    dest.write_bytes(b"placed by another copy")
+    assert fileops.remove_stale_parts(dest) == [] and live.exists()

@@ -102,8 +102,12 @@ def root_folder_names(conn: Any, backup_root: Path) -> dict[str, str]:
 
 def _candidates(url: str) -> list[str]:
     """The names this root's folder may have been given: its last name, and that name with its suffix."""
-    base = _last_name(url)
-    return [f"{base}-{xxhash.xxh32_hexdigest(url.encode())[:6]}", base]
+    suffix = xxhash.xxh32_hexdigest(url.encode())[:6]
+    names = []
+    # the last name, and for a remote root also its %-quoted form (what backups before 2026-11-29 used)
+    for base in dict.fromkeys((_last_name(url), url.rstrip("/").rsplit("/", 1)[-1] or "root")):
+        names += [f"{base}-{suffix}", base]
+    return names
 
 
 def _voted_folders(conn: Any, backup_root: Path) -> list[tuple[int, str, str, int]]:
@@ -111,7 +115,9 @@ def _voted_folders(conn: Any, backup_root: Path) -> list[tuple[int, str, str, in
     A copy votes only when its destination is ``backup_root/<one name>/<the asset's current path in its
     root>``: an asset moved between roots keeps its id and records, and a backup made to a folder inside
     ``backup_root`` has more than one name before the path; neither says where this root's folder is.
-    A root's folder is the name with most votes (a tie: one of its own names, then the latest copy)."""
+    A copy votes only for one of the root's own names (its last name, bare or suffixed): a file moved from
+    another root with the same path inside it keeps that root's copies. The most votes win (a tie: the
+    latest copy)."""
     prefix = shown(backup_root).rstrip("/") + "/"
     tally: dict[tuple[int, str, str], list[int]] = {}  # (root, url, name) -> [votes, latest backup id]
     for rid, url, folder, aname, dest, bid in conn.execute(
@@ -130,12 +136,13 @@ def _voted_folders(conn: Any, backup_root: Path) -> list[tuple[int, str, str, in
         t[1] = max(t[1], bid)
     best: dict[int, tuple[tuple[int, bool, int], str, str]] = {}
     for (rid, url, name), (votes, latest) in tally.items():
+        # Only the root's own names count (dest is text, shown(): a name that is not UTF-8 is found again among
+        # them): a file moved here from another root with the same path inside it brings that root's copies
         known = {shown(c): c for c in _candidates(url)}
-        # dest is text (shown()): a name that is not UTF-8 is found again among the names it can have
-        real = known.get(name, name if "\\" not in name else None)
+        real = known.get(name)
         if real is None:
             continue
-        key = (votes, name in known, latest)
+        key = (votes, latest)
         if rid not in best or key > best[rid][0]:
             best[rid] = (key, url, real)
     return [(rid, url, real, key[0]) for rid, (key, url, real) in best.items()]

@@ -185,7 +185,9 @@ def remove_stale_parts(dest: Path, *, older_than: float = STALE_PART_S) -> list[
         path = dest.parent / name
         with contextlib.suppress(OSError):
             st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) and st.st_mtime < limit:
+            # ctime, not mtime: a copy being verified already carries its source's (old) mtime, while setting
+            # it (utime) left ctime at now
+            if stat.S_ISREG(st.st_mode) and max(st.st_mtime, st.st_ctime) < limit:
                 os.unlink(path)
                 removed.append(path)
     return removed

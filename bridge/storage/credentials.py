@@ -313,10 +313,14 @@ def _same_user(kind: str, a: str, b: str) -> bool:
     if kind != "smb":
         return a == b
 
-    def bare(name: str) -> str:
-        return name.rpartition("\\")[2].partition("@")[0].casefold()
+    def split(name: str) -> tuple[str, str]:  # (user, domain or realm, '' when not written)
+        domain, _, rest = name.rpartition("\\")
+        user, _, realm = rest.partition("@")
+        return user.casefold(), (domain or realm).casefold()
 
-    return bare(a) == bare(b)
+    (ua, da), (ub, db) = split(a), split(b)
+    # a domain is only ignored when one side does not say it: CORP\admin is not NAS\admin
+    return ua == ub and (not da or not db or da == db or da.split(".")[0] == db.split(".")[0])
 
 
 def _table_kind(prefix: str) -> str | None:

@@ -198,6 +198,17 @@ def test_an_smb_password_for_the_same_user_written_otherwise_is_kept(monkeypatch
     assert "password" not in c.options
 
 
+def test_an_smb_password_of_another_domain_is_not_sent() -> None:
+    """The domain was dropped from both names: NAS\\admin's password was sent as CORP\\admin's (a failed login
+    that counts towards locking CORP\\admin). A domain is ignored only when one of the two names has none."""
+    url = parse_url("smb://CORP%5Cadmin@srv/share")
+    for env_user, kept in (("NAS\\admin", False), ("admin@other.example", False), ("corp\\ADMIN", True),
+                           ("admin", True), ("admin@corp.example", True)):
+        env = {"MEDIAIDX_SMB_USER": env_user, "MEDIAIDX_SMB_PASSWORD": "pw"}
+        c = resolve_credentials(url, config={}, environ=env, use_keyring=False)
+        assert ("password" in c.options) is kept, env_user
+
+
 def test_an_s3_endpoint_the_client_refuses_is_told_what_is_wrong() -> None:
     """An IDN endpoint host is refused for its non-ASCII letters (with the form to write instead), not for a '_'
     it does not have."""
