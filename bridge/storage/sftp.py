@@ -20,15 +20,18 @@ from .base import Accept, FileStat, join
 from .remote import RemoteStorage, mtime_ns
 
 # asyncssh's SFTP status classes about the one path asked for (by name: some exist only in newer versions)
-# and the errno each one means. Any other status (SFTPFailure outside a read: OpenSSH's answer to EMFILE or
-# ENOMEM too; SFTPBadMessage; SFTPNoMedia; SFTPOpUnsupported...) stays the server's: the file is left for the
-# next scan instead of being marked 'failed', which the scan never retries by itself.
+# and the errno each one means. Any other status but a lost session or connection (_SFTP_SESSION) is this
+# file's too, as EIO: OpenSSH answers a bad sector with a plain failure, a name its file system refuses with a
+# bad message; a status about one file that stopped the whole root would stop it again at every scan, so
+# the files after it would never be indexed (a file failed by a passing state is read again with
+# --retry-failed).
 _SFTP_ERRNO = (
     ("SFTPNoSuchFile", errno.ENOENT), ("SFTPNoSuchPath", errno.ENOENT),
     ("SFTPPermissionDenied", errno.EACCES), ("SFTPWriteProtect", errno.EACCES),
     ("SFTPFileIsADirectory", errno.EISDIR), ("SFTPNotADirectory", errno.ENOTDIR),
     ("SFTPInvalidFilename", errno.EINVAL), ("SFTPLinkLoop", errno.ELOOP),
 )
+_SFTP_SESSION = ("SFTPConnectionLost", "SFTPNoConnection")
 
 
 class SFTPSetupError(Exception):
@@ -57,17 +60,15 @@ class SFTPStorage(RemoteStorage):
         return (*super().io_errors(), asyncssh.Error, ValueError, SFTPSetupError)
 
     def _file_error(self, exc: Exception) -> Exception:
-        """An SFTP status reply about the one path asked for (no such file, permission denied...: _SFTP_ERRNO)
-        as the OSError it means; sshfs leaves some of them as asyncssh's class. Any other status is returned
-        unchanged and stays the server's (a lost session, a server out of handles or memory, a garbled reply):
-        the next scan redoes the file. A failure status on a read is the file's: ``_SFTPFile.read``."""
+        """An SFTP status reply about the path asked for as the OSError it means (_SFTP_ERRNO, else EIO); sshfs
+        leaves some of them as asyncssh's class. A lost session or connection stays the server's: the next
+        scan redoes the file. A failure status on a read is the file's too: ``_SFTPFile.read``."""
         import asyncssh
 
-        if not isinstance(exc, asyncssh.SFTPError):
+        if not isinstance(exc, asyncssh.SFTPError) or any(
+                isinstance(exc, getattr(asyncssh, cls, ())) for cls in _SFTP_SESSION):
             return exc
-        code = next((e for cls, e in _SFTP_ERRNO if isinstance(exc, getattr(asyncssh, cls, ()))), None)
-        if code is None:
-            return exc
+        code = next((e for cls, e in _SFTP_ERRNO if isinstance(exc, getattr(asyncssh, cls, ()))), errno.EIO)
         return OSError(code, f"the server replied: {exc.reason or type(exc).__name__}")
 
     def unavailable(self, exc: BaseException) -> Any:
@@ -191,15 +192,17 @@ class _SFTPFile:
         self.pos = pos
 
     def read(self, n: int) -> bytes:
-        """A failure status in reply to a read of this open file is about the file (OpenSSH's answer to an EIO
-        on a bad sector): OSError, so the scan fails this file and goes on."""
+        """A status in reply to a read of this open file (OpenSSH's failure for an EIO on a bad sector) is about
+        the file: OSError, so the scan fails this file and goes on; a lost session stays the server's."""
         import asyncssh
         from fsspec.asyn import sync
 
         try:
             data = sync(self.fs.loop, self.file.read, n, self.pos, timeout=self.timeout)
-        except asyncssh.SFTPFailure as exc:
-            raise OSError(errno.EIO, f"the server replied: {exc.reason or 'failure'}") from None
+        except asyncssh.SFTPError as exc:
+            if any(isinstance(exc, getattr(asyncssh, cls, ())) for cls in _SFTP_SESSION):
+                raise
+            raise OSError(errno.EIO, f"the server replied: {exc.reason or type(exc).__name__}") from None
         self.pos += len(data)
         return data
 

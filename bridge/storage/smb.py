@@ -140,10 +140,7 @@ class SMBStorage(RemoteStorage):
 
 
 # The read statuses that are about this one file, as the errno and words the scan's 'failed' reason shows
-# (smbprotocol names none of these). Any other status stays the server's: its passing state
-# (STATUS_INSUFFICIENT_RESOURCES, STATUS_IO_TIMEOUT, STATUS_REQUEST_NOT_ACCEPTED...) or a lost session
-# (STATUS_USER_SESSION_DELETED, STATUS_INVALID_HANDLE...). The file is then not marked 'failed' (which the
-# scan never retries by itself) but left for the next scan, as when the server is unreachable.
+# (smbprotocol names none of these).
 _READ_STATUS = {0xC0000034: (errno.ENOENT, "no such file (STATUS_OBJECT_NAME_NOT_FOUND)"),
                 0xC0000123: (errno.ENOENT, "no such file (STATUS_FILE_DELETED)"),
                 0xC0000022: (errno.EACCES, "access denied (STATUS_ACCESS_DENIED)"),
@@ -152,14 +149,31 @@ _READ_STATUS = {0xC0000034: (errno.ENOENT, "no such file (STATUS_OBJECT_NAME_NOT
                 0xC000009C: (errno.EIO, "bad sector on the server's disk (STATUS_DEVICE_DATA_ERROR)"),
                 0xC000003E: (errno.EIO, "data error on the server's disk (STATUS_DATA_ERROR)"),
                 0xC000003F: (errno.EIO, "CRC error on the server's disk (STATUS_CRC_ERROR)")}
+# The statuses that are the server's passing state or a lost session, not the file's: the file is then left for
+# the next scan, as when the server is unreachable. Every other status on a read fails this file only: a status
+# about one file that stopped the whole root would stop it again at every scan, so the files after it would
+# never be indexed (a file failed by a passing state is read again with --retry-failed).
+_SERVER_STATUS = frozenset((
+    0xC000009A,  # STATUS_INSUFFICIENT_RESOURCES
+    0xC0000205,  # STATUS_INSUFF_SERVER_RESOURCES
+    0xC00000B5,  # STATUS_IO_TIMEOUT
+    0xC00000D0,  # STATUS_REQUEST_NOT_ACCEPTED
+    0xC0000203,  # STATUS_USER_SESSION_DELETED
+    0xC000035C,  # STATUS_NETWORK_SESSION_EXPIRED
+    0xC0000008,  # STATUS_INVALID_HANDLE
+    0xC0000128,  # STATUS_FILE_CLOSED
+    0xC00000C9,  # STATUS_NETWORK_NAME_DELETED
+    0xC000020C,  # STATUS_CONNECTION_DISCONNECTED
+    0xC0000236,  # STATUS_CONNECTION_REFUSED
+))
 
 
 class _SMBFile:
     """An open file (smbclient's) whose read failures about this file are this file's. smbclient turns a failed
     open into SMBOSError, but a read's error status (a bad sector on the server's disk, another client's lock)
     comes as SMBResponseException: left as it is, it reads as the server's failure ('unreachable', redone by
-    the next scan); the statuses in _READ_STATUS become OSError, so the scan fails this file and goes on.
-    Any other status, and a reply smbprotocol cannot parse (ValueError, struct.error), stays the server's.
+    the next scan); any status but the server's own (_SERVER_STATUS) becomes OSError, so the scan fails this
+    file and goes on. A reply smbprotocol cannot parse (ValueError, struct.error) stays the server's.
     Connecting happens before the open, never in here."""
 
     def __init__(self, f: Any) -> None:
@@ -174,9 +188,9 @@ class _SMBFile:
         try:
             return self.f.read(n)
         except SMBResponseException as exc:
-            if exc.status not in _READ_STATUS:
+            if exc.status in _SERVER_STATUS:
                 raise
-            code, words = _READ_STATUS[exc.status]
+            code, words = _READ_STATUS.get(exc.status, (errno.EIO, f"status 0x{exc.status:08X}"))
             raise OSError(code, f"the server replied: {words}") from None
 
     def close(self) -> None:
