@@ -203,7 +203,7 @@ def test_fetches_stuck_on_one_storage_hold_up_neither_other_storages_nor_scans(
             assert a.wait(lambda: replies, 15), "a scan of a healthy root waited for the hung one"
             assert isinstance(replies[0], dict) and "job" in replies[0], replies
             more = a.fetch(tmp_path / "dl" / "h4.mov", path=str(nas / "hung4.mov"))
-            assert a.wait(lambda: more.finished, 30), "a fetch from the hung storage queued forever"
+            assert a.wait(lambda: more.finished, 60), "a fetch from the hung storage queued forever"
             assert more.error is not None and more.error.code == P.UNAVAILABLE, more.error
             assert "not answering" in more.error.message
             assert not any(t.finished for t in stuck)

@@ -27,7 +27,8 @@ from blender_mediaidx.core import protocol as P
 
 FILE_OPS_PER_KEY = 4    # calls of one storage at once: more than one (a slow file must not hold up its neighbours)
 FILE_OPS_TOTAL = 64     # threads in all, whatever the number of storages that hang
-STUCK_AFTER_S = 5.0     # a local storage whose running calls finished none for this long is not answering
+STUCK_AFTER_S = 20.0    # a local storage whose running calls finished none for this long is not answering
+#                         (a NAS spinning its disks up stalls every call for 8-15 s: that is not a dead mount)
 REMOTE_STUCK_AFTER_S = 45.0  # the same for a remote root (s3/smb/sftp): longer than its connects x retries
 
 Call = Callable[[], None]

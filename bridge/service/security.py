@@ -182,6 +182,11 @@ def contained(path: str | bytes, roots: list[str]) -> bytes:
             tried.add(r)
             if _under(real, os.path.realpath(r)):
                 return real
+        # a link into a root that is itself reached through a link (root /data/B -> /mnt/b): only a path the
+        # named roots refuse gets here, so a dead root still does not hold up the others' ordinary fetches
+        for r in local:
+            if r not in tried and _under(real, os.path.realpath(r)):
+                return real
         raise Forbidden("not inside any of the bridge's roots (symlinks are followed before checking)")
     for r in local:
         if _under(real, os.path.realpath(r)):

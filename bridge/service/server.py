@@ -59,6 +59,7 @@ MAX_FETCHES_PER_PEER = 32
 # Fetches beyond MAX_FETCHES_PER_PEER wait on the bridge (a push of many shots sends them all at once) and start
 # as earlier ones finish; a waiting fetch is a small dict, and a connection may have this many waiting.
 MAX_WAITING_FETCHES_PER_PEER = 2000
+MAX_WAITING_FETCHES = 8000  # over every connection: each holds only the few small fields a fetch takes
 SEARCH_LIMIT_MAX = 1000
 COUNT_CAP = 10_000  # interactive totals stop counting here ("10,000+")
 
@@ -833,9 +834,12 @@ class BridgeServer:
             if waiting is not None and len(waiting) >= MAX_WAITING_FETCHES_PER_PEER:
                 raise P.ProtocolError(P.UNAVAILABLE, f"this connection has {MAX_FETCHES_PER_PEER} fetches open and "
                                                      f"{len(waiting)} waiting (the most the bridge allows): finish "
-                                                     "or abort some first")
-            # started in order once earlier fetches finish (`_start_waiting_fetches`); its reply comes then
-            self._waiting_fetches.setdefault(identity, collections.deque()).append((rid, args))
+                                                     "some first")
+            if sum(map(len, self._waiting_fetches.values())) >= MAX_WAITING_FETCHES:
+                raise P.ProtocolError(P.UNAVAILABLE, "the bridge has too many fetches waiting: try again later")
+            # started in order once earlier fetches finish (`_start_waiting_fetches`); its reply comes then. Only
+            # the fields a fetch reads are kept, checked: a request may be up to 1 MiB of other keys
+            self._waiting_fetches.setdefault(identity, collections.deque()).append((rid, _fetch_fields(args)))
             return _NO_REPLY
         roots = self._roots()
         resolve: Callable[[], bytes]
@@ -1136,6 +1140,27 @@ class BridgeServer:
 
 
 _NO_REPLY = object()
+
+
+def _fetch_fields(args: dict[str, Any]) -> dict[str, Any]:
+    """What a waiting fetch keeps of its request: the fields `_fetch` reads, each checked now (a bad one is the
+    same error it would be later) and bounded in size."""
+    kept: dict[str, Any] = {}
+    for name in ("asset", "thumbnail", "offset", "chunk", "window"):
+        if name in args:
+            kept[name] = P.arg(args, name, int)
+    if "path" in args:
+        path = P.arg(args, "path", str)
+        if len(path) > 4096:
+            raise P.ProtocolError(P.BAD_REQUEST, "path: longer than 4096 characters")
+        kept["path"] = path
+    expect = args.get("expect")
+    if isinstance(expect, dict):
+        kept["expect"] = {k: expect[k] for k in ("size", "mtime_ns") if isinstance(expect.get(k), int)}
+    channels = args.get("channels")
+    if isinstance(channels, list):
+        kept["channels"] = [c for c in channels[:4] if isinstance(c, str) and len(c) <= 16]
+    return kept
 
 
 OUTSIDE_ROOTS = "paths outside the catalog roots"
