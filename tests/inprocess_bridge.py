@@ -5,6 +5,7 @@ inject a hung mount with monkeypatch or look at the bridge's transfers, which a 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -69,3 +70,13 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def fds_on(path: Path) -> list[int]:
+    """The descriptors this process (the bridge runs in it) holds open on ``path``."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == str(path):
+                out.append(int(name))
+    return out

@@ -5,14 +5,13 @@ on a real bridge on loopback with real clients; the test releases it at the end.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inprocess_bridge import Hang, bridge_in_process, connect, wait_for
+from inprocess_bridge import Hang, bridge_in_process, connect, fds_on, wait_for
 
 from blender_mediaidx.core import client as client_mod
 from blender_mediaidx.core import protocol as P
@@ -118,7 +117,7 @@ def test_a_read_stuck_mid_transfer_freezes_nobody_can_be_aborted_and_resumes(
             hang.release()
         source.thread.join(10)
         assert not source.thread.is_alive()
-        assert not _fds_on(stuck)  # the reader closed the file once its read returned
+        assert not fds_on(stuck)  # the reader closed the file once its read returned
     got = t.received
     assert 0 < got < stuck.stat().st_size and t.part.stat().st_size == got
     with connect(bridge.bound, "blender-a2", data_channel="frames") as a:
@@ -159,18 +158,8 @@ def test_a_fetch_reply_that_comes_after_the_client_gave_up_is_aborted(
         assert wait_for(lambda: tid in aborted), "the client did not abort the transfer it no longer wants"
         assert wait_for(lambda: tid not in bridge.transfers and tid not in bridge.data._active)
         assert not any(j.tid == tid for j in bridge.data._tickets.values())
-        assert wait_for(lambda: not _fds_on(stuck)), "the bridge still holds the file open"
+        assert wait_for(lambda: not fds_on(stuck)), "the bridge still holds the file open"
         assert "time" in a.call("ping", timeout_s=5)
-
-
-def _fds_on(path: Path) -> list[int]:
-    """The descriptors this process (the bridge runs in it) holds open on ``path``."""
-    out = []
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{name}") == str(path):
-                out.append(int(name))
-    return out
 
 
 @pytest.mark.parametrize("op", ["probe", "scan"])

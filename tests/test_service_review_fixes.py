@@ -7,7 +7,6 @@ one call they concern, for one file."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 import zmq
-from inprocess_bridge import Hang, bridge_in_process, connect, wait_for
+from inprocess_bridge import Hang, bridge_in_process, connect, fds_on, wait_for
 
 from blender_mediaidx.core import protocol as P
 from bridge import MediaIndexer
@@ -74,15 +73,6 @@ def on_file(path: Path) -> Any:
             return False
 
     return check
-
-
-def fds_on(path: Path) -> list[int]:
-    out = []
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{name}") == str(path):
-                out.append(int(name))
-    return out
 
 
 class RawPeer:

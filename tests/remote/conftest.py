@@ -6,16 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from remote_servers import BACKENDS, Remote, SFTPRemote, make_remote
+from remote_servers import BACKENDS, Remote, SFTPRemote, make_remote, use_server
 
 
 @pytest.fixture(params=BACKENDS)
 def remote(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
     """One running server per test, with its credentials in the environment."""
-    r = make_remote(request.param, tmp_path / "server")
-    for k, v in r.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
+    r = use_server(make_remote(request.param, tmp_path / "server"), monkeypatch, tmp_path)
     try:
         yield r
     finally:

@@ -348,3 +348,11 @@ def make_remote(kind: str, tmp: Path) -> Remote:
     if reason:
         pytest.skip(reason)
     return SMBRemote(tmp)
+
+
+def use_server(r: Remote, monkeypatch: Any, tmp_path: Path) -> Remote:
+    """Point this test's process at ``r``: its credentials in the environment, no storage.toml of the user's."""
+    for k, v in r.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
+    return r

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from remote_servers import SECRET, SFTPRemote, SMBRemote, smbd_missing
+from remote_servers import SECRET, SFTPRemote, SMBRemote, smbd_missing, use_server
 
 from bridge import MediaIndexer, synth
 from bridge.storage.remote import RemoteStorage
@@ -40,9 +40,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 @pytest.fixture
 def sftp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SFTPRemote]:
     r = SFTPRemote(tmp_path / "server")
-    for k, v in r.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
+    use_server(r, monkeypatch, tmp_path)
     monkeypatch.setattr(RemoteStorage, "BACKOFF", (0.05, 0.05, 0.05))
     try:
         yield r
@@ -250,9 +248,7 @@ def smb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SMBRemote]:
     if reason:
         pytest.skip(reason)
     r = SMBRemote(tmp_path / "server")
-    for k, v in r.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
+    use_server(r, monkeypatch, tmp_path)
     monkeypatch.setattr(RemoteStorage, "BACKOFF", (0.05, 0.05, 0.05))
     try:
         yield r

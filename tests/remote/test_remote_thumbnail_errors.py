@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from remote_servers import SECRET, S3Remote
+from remote_servers import SECRET, S3Remote, use_server
 
 from bridge import MediaIndexer, synth
 from bridge.web.app import create_app
@@ -18,10 +18,7 @@ from bridge.web.context import WebContext
 
 @pytest.fixture
 def s3_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S3Remote, int, TestClient]]:
-    r = S3Remote(tmp_path / "server")
-    for k, v in r.env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("MEDIAIDX_STORAGE_CONFIG", str(tmp_path / "no-storage.toml"))
+    r = use_server(S3Remote(tmp_path / "server"), monkeypatch, tmp_path)
     clip = tmp_path / "c.mp4"
     synth.make_video(clip, frames=5, width=64, height=48)
     r.put("reel/c.mp4", clip.read_bytes())
